@@ -1,0 +1,45 @@
+"""Backend dispatch. All backends compute the same function; they differ in speed and memory.
+
+- ``torch``: the family's ``reference`` method, the equations step by step under autograd.
+- ``fused``: :mod:`.fused`, one custom autograd function (pure PyTorch, any device).
+- ``triton``: :mod:`.triton`, fused forward/backward GPU kernels registered as torch.library ops.
+- ``auto``: ``triton`` for CUDA tensors when Triton imports, else ``fused`` (faster than the
+  reference on the CPU; see ``benchmarks/``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from .fused import fused
+
+if TYPE_CHECKING:
+    from ..base import Neuron
+
+BACKENDS = ("auto", "torch", "fused", "triton")
+
+
+def resolve(backend: str, x: torch.Tensor) -> str:
+    """The concrete backend that ``backend`` means for input x."""
+    if backend != "auto":
+        return backend
+    if x.is_cuda:
+        from . import triton as triton_backend
+
+        if triton_backend.available():
+            return "triton"
+    return "fused"
+
+
+def run(neuron: "Neuron", x: torch.Tensor) -> torch.Tensor:
+    dyn = neuron.dynamics()
+    backend = resolve(neuron.backend, x)
+    if dyn is None or backend == "torch":
+        return neuron.reference(x)
+    if backend == "fused":
+        return fused(x, dyn)
+    from . import triton as triton_backend
+
+    return triton_backend.triton_neuron(x, dyn)
