@@ -350,3 +350,18 @@ def test_record_firing_counts_events_and_values():
     assert mlf.events == 2 * 4 * 3 and mlf.value_sum == 2 * 4 * 6
     assert mlf.firing_rate == pytest.approx(24 / 32) and mlf.mean_event_value == pytest.approx(2.0)
     assert all(m.stats is None for m in net.modules() if isinstance(m, zn.Neuron))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["lif", "mlf", "srif", "multibit(m=3, n=2, decay=0.5)"])
+def test_fused_compiled_equals_reference(spec, monkeypatch):
+    """The fused loops compiled by Inductor (used for large tensors) fire exactly as the reference."""
+    from zoo.neurons.backends import fused
+
+    monkeypatch.setattr(fused, "COMPILE_MIN_ELEMENTS", 0)
+    monkeypatch.delenv("ZOO_COMPILE", raising=False)
+    torch.manual_seed(5)
+    x = torch.randn(6, 4, 300) * 1.5
+    x[2, 0, :5] = torch.tensor([0.5, 0.6, 1.6, 2.6, 1.0])
+    compare_backends(spec, x, "fused")
+    assert not fused._compile_broken, "torch.compile failed on this machine; the eager path was used"

@@ -63,18 +63,17 @@ class Dynamics:
     int_bits: int = 1
     frac_bits: int = 0
 
-    # ---- thresholds -------------------------------------------------------------------------
+    # Per-step tensors are ``[K, N]``: levels first, neurons flattened (``[T, K, N]`` over time).
     def thresholds(self, like: torch.Tensor) -> torch.Tensor | float:
-        """``V_k`` as a float (one level) or a tensor broadcasting over ``[K, ...]``."""
+        """``V_k``: a float for one level, else a ``[K, 1]`` tensor of the float32 roundings of
+        ``v_th + k * level_spacing`` (computed in double, as the reference's scalars are)."""
         if self.levels == 1:
             return self.v_th
-        v = torch.arange(self.levels, dtype=torch.float32, device=like.device)
-        v = self.v_th + v * self.level_spacing
-        return v.view((self.levels,) + (1,) * (like.dim() - 1))
+        values = [self.v_th + k * self.level_spacing for k in range(self.levels)]
+        return torch.tensor(values, dtype=like.dtype, device=like.device).unsqueeze(-1)
 
-    # ---- forward, one step (no autograd) -------------------------------------------------------
     def reset_step(self, h: torch.Tensor) -> torch.Tensor:
-        """v[t] from h[t] (shape ``[K, ...]``)."""
+        """v[t] from h[t]."""
         if self.fire == "step":
             vth = self.thresholds(h)
             fired = h > vth
@@ -85,12 +84,10 @@ class Dynamics:
             return torch.where(h > 0.5, h - 1.0, h)
         return h - self.quantize(h)
 
-    # ---- forward, all steps at once -------------------------------------------------------------
     def fire_all(self, h: torch.Tensor) -> torch.Tensor:
-        """o from h, for h of shape ``[T, K, ...]`` (or ``[K, ...]``), as float32."""
+        """o from h (any shape ending in ``[K, N]``), as float32."""
         if self.fire == "step":
-            vth = self.thresholds(h[0] if h.dim() > 1 else h)
-            o = (h > vth).to(torch.float32)
+            o = (h > self.thresholds(h)).to(torch.float32)
             return o * self.amplitude if self.amplitude != 1.0 else o
         if self.fire == "mpr":
             return (h > 0.5).to(torch.float32)
@@ -101,9 +98,9 @@ class Dynamics:
 
     # ---- backward: local partials -------------------------------------------------------------
     def partials(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(do/dh, dv/dh) at every element of h (``[T, K, ...]``), dv/dh including the path through o."""
+        """(do/dh, dv/dh) at every element of h, dv/dh including the path through o."""
         if self.fire == "step":
-            vth = self.thresholds(h[0])
+            vth = self.thresholds(h)
             g = self.surrogate.grad(h - vth)
             do_dh = g * self.amplitude if self.amplitude != 1.0 else g
             if self.reset == "hard":

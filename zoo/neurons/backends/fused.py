@@ -1,44 +1,82 @@
 """The ``fused`` backend: one custom autograd function for every neuron family, pure PyTorch.
 
 Autograd through the reference loop saves several tensors per time step (charge, reset factor,
-spike, surrogate input). This function saves only the pre-spike membrane h ``[T, K, ...]`` and
+spike, surrogate input). This function saves only the pre-spike membrane h ``[T, K, N]`` and
 recomputes spikes and surrogate gradients in the backward pass, which is the first-order linear
 recurrence of :mod:`zoo.neurons.dynamics`:
 
     dL/dh[t] = A[t] + B[t] * dL/dh[t+1]
 
-A and B need no recurrence, so they are computed for all steps at once (vectorised over T), and
-the sequential part is a single fused multiply-add per step. The forward pass works time-step by
-time-step on chunks of the neurons small enough to stay in the CPU cache, so the membrane state
-and the step's temporaries never go back to memory.
+Both directions are written once, as loops over time of elementwise operations on ``[K, N]``.
+For large tensors the two loops are compiled by TorchInductor (``torch.compile``) into one
+kernel each that keeps the state in registers and touches every input and output once. On the CPU
+that is a C++/OpenMP loop. Inductor does not contract ``a * b + c`` into a fused multiply-add, so
+the compiled forward fires on exactly the reference's comparisons. Small tensors, machines
+without a working compiler, and ``ZOO_COMPILE=0`` run the same loops eagerly.
 """
 
 from __future__ import annotations
+
+import os
+import warnings
 
 import torch
 
 from ..dynamics import Dynamics
 
-# Elements per chunk in the forward time loop: the state v and the step's temporaries
-# (about 4 float32 arrays) fit in a 1-2 MiB L2 cache. Large enough that per-op overhead is small.
-_CPU_CHUNK = 1 << 16
+# Below this many elements (T x neurons) compiling does not pay for itself.
+COMPILE_MIN_ELEMENTS = 1 << 20
+_compiled: dict[str, object] = {}
+_compile_broken = False
 
 
-def _forward(x: torch.Tensor, dyn: Dynamics, h: torch.Tensor) -> None:
-    """Fill h ``[T, K, N]`` with the pre-spike membrane for x ``[T, N]`` (float32)."""
-    steps, n = x.shape
-    chunk = n if x.is_cuda else _CPU_CHUNK
-    for start in range(0, n, chunk):
-        xs, hs = x[:, start : start + chunk], h[:, :, start : start + chunk]
-        v = torch.full_like(hs[0], dyn.v_init)
-        for t in range(steps):
-            if dyn.decay == 1.0:
-                torch.add(v, xs[t], out=hs[t])
-            else:
-                torch.mul(v, dyn.decay, out=hs[t])
-                hs[t].add_(xs[t])
-            if t + 1 < steps:
-                v = dyn.reset_step(hs[t])
+def forward_steps(x: torch.Tensor, dyn: Dynamics) -> tuple[torch.Tensor, torch.Tensor]:
+    """x ``[T, N]`` float32 -> (h ``[T, K, N]``, out ``[T, N]``)."""
+    v = torch.full((dyn.levels, x.shape[1]), dyn.v_init, dtype=x.dtype, device=x.device)
+    hs, outs = [], []
+    for t in range(x.shape[0]):
+        h = v + x[t] if dyn.decay == 1.0 else v * dyn.decay + x[t]
+        o = dyn.fire_all(h)
+        hs.append(h)
+        outs.append(o.sum(0) if dyn.levels > 1 else o[0])
+        v = dyn.reset_step(h)
+    return torch.stack(hs), torch.stack(outs)
+
+
+def backward_steps(grad: torch.Tensor, h: torch.Tensor, dyn: Dynamics) -> torch.Tensor:
+    """dL/dout ``[T, N]`` and h ``[T, K, N]`` -> dL/dx ``[T, N]``."""
+    steps = h.shape[0]
+    grads: list[torch.Tensor] = [grad[0]] * steps
+    gh = None
+    for t in range(steps - 1, -1, -1):
+        do_dh, dv_dh = dyn.partials(h[t])
+        a = do_dh * grad[t]
+        if gh is not None:
+            a = a + dv_dh * dyn.decay * gh
+        gh = a
+        grads[t] = a.sum(0) if dyn.levels > 1 else a[0]
+    return torch.stack(grads)
+
+
+def _maybe_compiled(fn, x: torch.Tensor):
+    """``fn`` compiled by Inductor when x is large enough and compiling works, else ``fn``."""
+    global _compile_broken
+    if _compile_broken or x.numel() < COMPILE_MIN_ELEMENTS or os.environ.get("ZOO_COMPILE", "1") == "0":
+        return fn
+    if fn.__name__ not in _compiled:
+        _compiled[fn.__name__] = torch.compile(fn, dynamic=True, fullgraph=True)
+    compiled = _compiled[fn.__name__]
+
+    def run(*args):
+        global _compile_broken
+        try:
+            return compiled(*args)
+        except Exception as err:  # no C++ compiler, unsupported platform, ...
+            _compile_broken = True
+            warnings.warn(f"zoo.neurons: torch.compile of the fused neuron failed ({err!r:.200}); running it eagerly")
+            return fn(*args)
+
+    return run
 
 
 class FusedNeuron(torch.autograd.Function):
@@ -46,10 +84,7 @@ class FusedNeuron(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, dyn: Dynamics) -> torch.Tensor:
         shape, dtype = x.shape, x.dtype
         flat = x.reshape(shape[0], -1).to(torch.float32)
-        h = flat.new_empty((shape[0], dyn.levels, flat.shape[1]))
-        _forward(flat, dyn, h)
-        o = dyn.fire_all(h)
-        out = o.sum(1) if dyn.levels > 1 else o[:, 0]
+        h, out = _maybe_compiled(forward_steps, flat)(flat, dyn)
         ctx.save_for_backward(h)
         ctx.dyn, ctx.shape, ctx.dtype = dyn, shape, dtype
         return out.to(dtype).reshape(shape)
@@ -57,15 +92,8 @@ class FusedNeuron(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (h,) = ctx.saved_tensors
-        dyn: Dynamics = ctx.dyn
-        grad = grad_out.reshape(h.shape[0], 1, -1).to(torch.float32)
-        do_dh, dv_dh = dyn.partials(h)
-        gh = do_dh.mul_(grad)  # A[t], turned in place into dL/dh[t]
-        if dyn.decay != 1.0:
-            dv_dh.mul_(dyn.decay)  # B[t]
-        for t in range(h.shape[0] - 2, -1, -1):
-            gh[t].addcmul_(dv_dh[t], gh[t + 1])
-        gx = gh.sum(1) if dyn.levels > 1 else gh[:, 0]
+        grad = grad_out.reshape(h.shape[0], -1).to(torch.float32)
+        gx = _maybe_compiled(backward_steps, grad)(grad, h, ctx.dyn)
         return gx.to(ctx.dtype).reshape(ctx.shape), None
 
 

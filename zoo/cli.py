@@ -1,0 +1,26 @@
+"""The ``zoo`` command line. Each subcommand lives in its own module; this file only wires them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .neurons import demo as neuron_demo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="snnzoo: a model zoo of spiking neural networks")
+    parser.add_argument("--version", action="version", version=f"snnzoo {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    neuron_demo.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
