@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .fused import fused
+from .fused import fused_neuron
 
 if TYPE_CHECKING:
     from ..base import Neuron
@@ -39,7 +39,7 @@ def run(neuron: "Neuron", x: torch.Tensor) -> torch.Tensor:
     if dyn is None or backend == "torch":
         return neuron.reference(x)
     if backend == "fused":
-        return fused(x, dyn)
+        return fused_neuron(x, dyn)
     from . import triton as triton_backend
 
     return triton_backend.triton_neuron(x, dyn)

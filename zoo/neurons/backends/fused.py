@@ -97,6 +97,6 @@ class FusedNeuron(torch.autograd.Function):
         return gx.to(ctx.dtype).reshape(ctx.shape), None
 
 
-def fused(x: torch.Tensor, dyn: Dynamics) -> torch.Tensor:
+def fused_neuron(x: torch.Tensor, dyn: Dynamics) -> torch.Tensor:
     """Run a neuron over a time-first tensor x ``[T, ...]`` with the fused autograd function."""
     return FusedNeuron.apply(x, dyn)
