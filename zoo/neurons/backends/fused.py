@@ -26,6 +26,8 @@ from ..dynamics import Dynamics
 
 # Below this many elements (T x neurons) compiling does not pay for itself.
 COMPILE_MIN_ELEMENTS = 1 << 20
+# Each distinct Dynamics and T is one more compiled graph of the same two functions.
+RECOMPILE_LIMIT = 128
 _compiled: dict[str, object] = {}
 _compile_broken = False
 
@@ -69,8 +71,9 @@ def _maybe_compiled(fn, x: torch.Tensor):
 
     def run(*args):
         global _compile_broken
-        try:
-            return compiled(*args)
+        try:  # one recompilation per distinct Dynamics (and T): allow many more than the default 8
+            with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+                return compiled(*args)
         except Exception as err:  # no C++ compiler, unsupported platform, ...
             _compile_broken = True
             warnings.warn(f"zoo.neurons: torch.compile of the fused neuron failed ({err!r:.200}); running it eagerly")
@@ -83,7 +86,7 @@ class FusedNeuron(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, dyn: Dynamics) -> torch.Tensor:
         shape, dtype = x.shape, x.dtype
-        flat = x.reshape(shape[0], -1).to(torch.float32)
+        flat = x.detach().reshape(shape[0], -1).to(torch.float32)
         h, out = _maybe_compiled(forward_steps, flat)(flat, dyn)
         ctx.save_for_backward(h)
         ctx.dyn, ctx.shape, ctx.dtype = dyn, shape, dtype
@@ -92,7 +95,7 @@ class FusedNeuron(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (h,) = ctx.saved_tensors
-        grad = grad_out.reshape(h.shape[0], -1).to(torch.float32)
+        grad = grad_out.detach().reshape(h.shape[0], -1).to(torch.float32)
         gx = _maybe_compiled(backward_steps, grad)(grad, h, ctx.dyn)
         return gx.to(ctx.dtype).reshape(ctx.shape), None
 
