@@ -177,6 +177,26 @@ def test_mpr_three_branches_and_quirks():
     torch.testing.assert_close(mpr_grad(inner.detach()), torch.autograd.grad(zn.mpr(inner).sum(), inner)[0])
 
 
+def test_mpr_straight_through_window_is_where_float32_phi_is_in_0_1():
+    from zoo.neurons.dynamics import MPR_STE_HIGH, MPR_STE_LOW, mpr_ste_grad
+
+    edges = []
+    for centre in (0.0, 1.0):
+        u = torch.tensor([centre], dtype=torch.float32)
+        down, up = u.clone(), u.clone()
+        for _ in range(64):
+            down, up = torch.nextafter(down, torch.tensor(-2.0)), torch.nextafter(up, torch.tensor(2.0))
+            edges += [down, up]
+    u = torch.cat(edges + [torch.tensor([0.0, 1.0])])
+    phi = zn.mpr(u)
+    clamp_passes = (phi >= 0) & (phi <= 1)
+    assert torch.equal(clamp_passes, (u > MPR_STE_LOW) & (u <= MPR_STE_HIGH))
+    assert torch.equal(mpr_ste_grad(u) > 0, clamp_passes)
+    # a constant input of 0.6 drives u to 1 + 2^-23 at t = 4: the gradient must pass there
+    x = torch.full((6, 1), 0.6)
+    compare_backends("srif", x, "fused")
+
+
 @pytest.mark.parametrize("name", list(zn.SURROGATES))
 def test_surrogates_are_derivatives_of_unit_steps(name):
     sg = zn.create_surrogate(name)

@@ -143,7 +143,15 @@ def mpr_grad(u: torch.Tensor) -> torch.Tensor:
     return torch.where(u < 0, (1.0 - u.clamp_max(0)).pow(-2.0 / 3.0) / 3.0, out)
 
 
+# The authors clamp the float32 value phi(u) to [0, 1], and in float32 that holds on a slightly
+# wider interval than 0 <= u <= 1: the cube roots round to exactly 1 for u = 1 + 2^-23, and for
+# -1.5 * 2^-23 < u < 0 (where 1 - u rounds to 1 or to 1 + 2^-23). tests/test_neurons.py checks
+# these bounds against mpr() on every float32 near 0 and 1.
+MPR_STE_LOW = -1.5 * 2**-23  # exclusive
+MPR_STE_HIGH = 1.0 + 2**-23  # inclusive
+
+
 def mpr_ste_grad(u: torch.Tensor) -> torch.Tensor:
-    """d o / d u for InfLoR: ``1[0 <= phi(u) <= 1] * phi'(u)`` (the clamp's bounds are included)."""
-    inside = (u >= 0) & (u <= 1)  # phi maps [0, 1] onto [0, 1] and is monotone
+    """d o / d u for InfLoR: ``1[0 <= phi(u) <= 1] * phi'(u)`` on the float32 membrane u."""
+    inside = (u > MPR_STE_LOW) & (u <= MPR_STE_HIGH)
     return torch.where(inside, mpr_grad(u), torch.zeros_like(u))

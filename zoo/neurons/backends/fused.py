@@ -62,7 +62,6 @@ def backward_steps(grad: torch.Tensor, h: torch.Tensor, dyn: Dynamics) -> torch.
 
 def _maybe_compiled(fn, x: torch.Tensor):
     """``fn`` compiled by Inductor when x is large enough and compiling works, else ``fn``."""
-    global _compile_broken
     if _compile_broken or x.numel() < COMPILE_MIN_ELEMENTS or os.environ.get("ZOO_COMPILE", "1") == "0":
         return fn
     if fn.__name__ not in _compiled:

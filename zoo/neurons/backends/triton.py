@@ -10,8 +10,9 @@ the loop over time inside the kernel:
   recomputed from h (spikes, surrogate, reset path), summed over the levels into ``dL/dx``.
 
 Forward spikes are bit-exact with the other backends: every operation is the reference's, in the
-same order and float32 rounding (``h = v * decay + x`` as two rounded ops, IEEE division in the
-multi-bit quantizer, strict ``>`` comparisons), and kernels are launched with
+same order and float32 rounding (``h = v * decay + x`` as two rounded ops, thresholds
+``v_th + k * spacing`` computed in double and rounded once, IEEE division in the multi-bit
+quantizer, strict ``>`` comparisons), and kernels are launched with
 ``enable_fp_fusion=False`` so the compiler contracts no multiply-add into an FMA.
 
 Ops: ``zoo::neuron_forward`` and ``zoo::neuron_backward``, connected by
@@ -33,7 +34,7 @@ import os
 
 import torch
 
-from ..dynamics import Dynamics
+from ..dynamics import MPR_STE_HIGH, MPR_STE_LOW, Dynamics
 
 try:  # the backend is optional: the module imports without Triton, available() is then False
     import triton
@@ -111,19 +112,29 @@ def _block(n: int, k_pow2: int, interpret: bool) -> tuple[int, int]:
 if triton is not None:
 
     @triton.jit
+    def _thresholds(k, v_th, THS: tl.constexpr, LEVELS: tl.constexpr, KP: tl.constexpr):
+        """V_k as a [KP, 1] float32 column: v_th (a runtime scalar) for one level, else the
+        float32 roundings of the compile-time constants THS[k] = v_th + k * spacing (computed in
+        double on the host, as Dynamics.thresholds does)."""
+        vth = tl.zeros([KP], tl.float32) + v_th
+        if LEVELS > 1:
+            for kk in tl.static_range(LEVELS):
+                vth = tl.where(k == kk, THS[kk], vth)
+        return vth[:, None]
+
+    @triton.jit
     def _neuron_fwd_kernel(
         x_ptr, out_ptr, h_ptr, N, T, KN,
-        decay, v_th, spacing, amplitude, v_init, scale, inv_scale, q_top,
-        FIRE: tl.constexpr, LEVELS: tl.constexpr, KP: tl.constexpr, HARD: tl.constexpr,
-        HAS_DECAY: tl.constexpr, SAVE_H: tl.constexpr, BLOCK: tl.constexpr,
+        decay, v_th, amplitude, v_init, scale, inv_scale, q_top,
+        THS: tl.constexpr, FIRE: tl.constexpr, LEVELS: tl.constexpr, KP: tl.constexpr,
+        HARD: tl.constexpr, HAS_DECAY: tl.constexpr, SAVE_H: tl.constexpr, BLOCK: tl.constexpr,
     ):
         pid = tl.program_id(0)
         offs = pid * BLOCK + tl.arange(0, BLOCK)
         nmask = offs < N
         k = tl.arange(0, KP)
         mask2 = (k < LEVELS)[:, None] & nmask[None, :]
-        # V_k = v_th + k * spacing in float32, as Dynamics.thresholds (two rounded ops)
-        vth = (k.to(tl.float32) * spacing + v_th)[:, None]
+        vth = _thresholds(k, v_th, THS, LEVELS, KP)
         v = tl.full([KP, BLOCK], v_init, tl.float32)
         vth_full = tl.full([KP, BLOCK], v_th, tl.float32)
         x_p = x_ptr + offs
@@ -168,17 +179,18 @@ if triton is not None:
     @triton.jit
     def _neuron_bwd_kernel(
         g_ptr, h_ptr, gx_ptr, N, T, KN, last_x, last_h,
-        decay, v_th, spacing, amplitude, s_a, s_b, top,
-        FIRE: tl.constexpr, LEVELS: tl.constexpr, KP: tl.constexpr, HARD: tl.constexpr,
-        DETACH: tl.constexpr, SURR: tl.constexpr, MPR: tl.constexpr, HAS_DECAY: tl.constexpr,
-        MPR_SCALE: tl.constexpr, BLOCK: tl.constexpr,
+        decay, v_th, amplitude, s_a, s_b, top,
+        THS: tl.constexpr, FIRE: tl.constexpr, LEVELS: tl.constexpr, KP: tl.constexpr,
+        HARD: tl.constexpr, DETACH: tl.constexpr, SURR: tl.constexpr, MPR: tl.constexpr,
+        HAS_DECAY: tl.constexpr, MPR_SCALE: tl.constexpr, MPR_STE_LOW: tl.constexpr,
+        MPR_STE_HIGH: tl.constexpr, BLOCK: tl.constexpr,
     ):
         pid = tl.program_id(0)
         offs = pid * BLOCK + tl.arange(0, BLOCK)
         nmask = offs < N
         k = tl.arange(0, KP)
         mask2 = (k < LEVELS)[:, None] & nmask[None, :]
-        vth = (k.to(tl.float32) * spacing + v_th)[:, None]
+        vth = _thresholds(k, v_th, THS, LEVELS, KP)
         gh = tl.zeros([KP, BLOCK], tl.float32)  # dL/dh[t+1]
         g_p = g_ptr + last_x + offs
         gx_p = gx_ptr + last_x + offs
@@ -213,15 +225,18 @@ if triton is not None:
                     else:
                         dv = 1.0 - sg * vth
             elif FIRE == 1:
-                inside = (h >= 0.0) & (h <= 1.0)
-                if MPR:  # 1[0 <= h <= 1] * phi'(h); phi' = 1 at exactly 0 and 1
+                if MPR:  # 1[0 <= phi(h) <= 1] * phi'(h), see dynamics.MPR_STE_LOW / HIGH
                     y = tl.minimum(tl.maximum(3.0 * (h - 0.5), -2.0), 2.0)
                     e = tl.exp(2.0 * y)
                     sech2 = 4.0 * e / ((e + 1.0) * (e + 1.0))  # 1 - tanh(y)^2
                     strict = (h > 0.0) & (h < 1.0)
-                    sg = tl.where(strict, sech2 * MPR_SCALE, tl.where(inside, 1.0, 0.0))
+                    inside = (h > MPR_STE_LOW) & (h <= MPR_STE_HIGH)
+                    # phi' = 1 at exactly 0 and 1 (identity); in the two rounding bands just outside
+                    # [0, 1] it is the cube-root branch's (1/3) |.|^(-2/3) = 1/3 within 1e-7
+                    edge = tl.where((h == 0.0) | (h == 1.0), 1.0, 1.0 / 3.0)
+                    sg = tl.where(strict, sech2 * MPR_SCALE, tl.where(inside, edge, 0.0))
                 else:
-                    sg = tl.where(inside, 1.0, 0.0)
+                    sg = tl.where((h >= 0.0) & (h <= 1.0), 1.0, 0.0)
                 do = sg
                 dv = 1.0 - sg
             else:  # multi-bit straight-through on [0, 2^m v_th)
@@ -255,6 +270,14 @@ def _launch(kernel, grid, *args, num_warps: int, **meta) -> None:
     torch.library.wrap_triton(kernel)[grid](*args, num_warps=num_warps, enable_fp_fusion=False, **meta)
 
 
+def _threshold_values(v_th: float, levels: int, spacing: float) -> tuple:
+    """V_k = v_th + k * spacing in double, as Dynamics.thresholds; rounded to float32 in the kernel.
+    A compile-time constant of the kernel (empty for one level, whose v_th is a runtime argument)."""
+    if levels == 1:
+        return ()
+    return tuple(v_th + k * spacing for k in range(levels))
+
+
 def _alloc_forward(x: torch.Tensor, save_h: bool, levels: int):
     xk = x if _time_outer_dense(x) else x.contiguous()
     steps = x.shape[0]
@@ -276,14 +299,14 @@ def _forward_impl(x, save_h, fire, decay, v_th, levels, level_spacing, hard_rese
     _launch(
         _neuron_fwd_kernel, (triton.cdiv(n, block),),
         xk, out, h, n, steps, levels * n,
-        decay, v_th, level_spacing, amplitude, v_init, scale, 1.0 / scale, float(2**int_bits) - 1.0 / scale,
-        num_warps=warps, FIRE=fire, LEVELS=levels, KP=kp, HARD=hard_reset, HAS_DECAY=decay != 1.0,
-        SAVE_H=save_h, BLOCK=block,
+        decay, v_th, amplitude, v_init, scale, 1.0 / scale, float(2**int_bits) - 1.0 / scale,
+        num_warps=warps, THS=_threshold_values(v_th, levels, level_spacing), FIRE=fire,
+        LEVELS=levels, KP=kp, HARD=hard_reset, HAS_DECAY=decay != 1.0, SAVE_H=save_h, BLOCK=block,
     )
     return out, h
 
 
-def _fake_forward(x, save_h, levels, *_):
+def _fake_forward(x, save_h, fire, decay, v_th, levels, *_):
     _, out, h, _, _ = _alloc_forward(x, save_h, levels)
     return out, h
 
@@ -311,10 +334,11 @@ def _backward_impl(grad, h, fire, decay, v_th, levels, level_spacing, hard_reset
     _launch(
         _neuron_bwd_kernel, (triton.cdiv(n, block),),
         grad, h, gx, n, steps, levels * n, (steps - 1) * n, (steps - 1) * levels * n,
-        decay, v_th, level_spacing, amplitude, s_a, s_b, float(2**int_bits) * v_th,
-        num_warps=warps, FIRE=fire, LEVELS=levels, KP=kp, HARD=hard_reset, DETACH=detach_reset,
-        SURR=max(surrogate_kind, 0), MPR=mpr, HAS_DECAY=decay != 1.0, MPR_SCALE=1.5 / _TANH_1_5,
-        BLOCK=block,
+        decay, v_th, amplitude, s_a, s_b, float(2**int_bits) * v_th,
+        num_warps=warps, THS=_threshold_values(v_th, levels, level_spacing), FIRE=fire,
+        LEVELS=levels, KP=kp, HARD=hard_reset, DETACH=detach_reset, SURR=max(surrogate_kind, 0),
+        MPR=mpr, HAS_DECAY=decay != 1.0, MPR_SCALE=1.5 / _TANH_1_5, MPR_STE_LOW=MPR_STE_LOW,
+        MPR_STE_HIGH=MPR_STE_HIGH, BLOCK=block,
     )
     return gx
 
@@ -339,20 +363,22 @@ def _backward(ctx, grad_out, _grad_h):
     (h,) = ctx.saved_tensors
     shape, stride = ctx.layout
     if tuple(grad_out.stride()) != stride:  # bring the gradient into the kernel's storage order
-        grad_out = torch.empty_strided(shape, stride, dtype=grad_out.dtype, device=grad_out.device).copy_(grad_out)
+        laid_out = torch.empty_strided(shape, stride, dtype=grad_out.dtype, device=grad_out.device)
+        grad_out = laid_out.copy_(grad_out)
     gx = torch.ops.zoo.neuron_backward(grad_out, h, *ctx.params)
     return (gx, None) + (None,) * _N_PARAMS
 
 
 if triton is not None:
     if _INTERPRETED:
-        _fwd_op = torch.library.custom_op("zoo::neuron_forward", _forward_impl, mutates_args=(), schema=_FWD_SCHEMA)
-        _fwd_op.register_fake(lambda x, save_h, fire, decay, v_th, levels, *rest: _fake_forward(x, save_h, levels))
-        _bwd_op = torch.library.custom_op("zoo::neuron_backward", _backward_impl, mutates_args=(), schema=_BWD_SCHEMA)
-        _bwd_op.register_fake(_fake_backward)
+        _define = torch.library.custom_op
     else:
-        _fwd_op = torch.library.triton_op("zoo::neuron_forward", _forward_impl, mutates_args=(), schema=_FWD_SCHEMA)
-        _bwd_op = torch.library.triton_op("zoo::neuron_backward", _backward_impl, mutates_args=(), schema=_BWD_SCHEMA)
+        _define = torch.library.triton_op
+    _fwd_op = _define("zoo::neuron_forward", _forward_impl, mutates_args=(), schema=_FWD_SCHEMA)
+    _bwd_op = _define("zoo::neuron_backward", _backward_impl, mutates_args=(), schema=_BWD_SCHEMA)
+    if _INTERPRETED:  # triton_op uses the implementation itself as fake kernel; custom_op needs one
+        _fwd_op.register_fake(_fake_forward)
+        _bwd_op.register_fake(_fake_backward)
     _fwd_op.register_autograd(_backward, setup_context=_setup_context)
 
 
