@@ -276,10 +276,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process, all threads."""
+    t = os.times()
+    return t.user, t.system
+
+
 def fwd_bwd(run: Runner, x: torch.Tensor, grad: torch.Tensor, device: torch.device):
-    """One forward+backward; returns (out detached, fwd seconds, total seconds)."""
+    """One forward+backward; returns (out detached, fwd s, total s, user CPU s, system CPU s)."""
     xx = x.detach().requires_grad_()
     sync(device)
+    u0, s0 = _cpu_seconds()
     t0 = time.perf_counter()
     out = run(xx)
     sync(device)
@@ -287,10 +294,11 @@ def fwd_bwd(run: Runner, x: torch.Tensor, grad: torch.Tensor, device: torch.devi
     out.backward(grad)
     sync(device)
     t2 = time.perf_counter()
+    u1, s1 = _cpu_seconds()
     out = out.detach()
     del xx
     run.cleanup()
-    return out, t1 - t0, t2 - t0
+    return out, t1 - t0, t2 - t0, u1 - u0, s1 - s0
 
 
 def _profiler_peak(fn: Callable[[], None]) -> float:
@@ -357,6 +365,8 @@ class Result:
     mb: float | None = None
     gbps: float | None = None
     bw_frac: float | None = None
+    cpu_user_ms: float | None = None  # median CPU time of the process (all threads) per call
+    cpu_sys_ms: float | None = None  # ... of which in the kernel (on the CPU mostly page faults)
     first_s: float | None = None  # first call (compiles where something is compiled)
     compile_s: float | None = None
     mismatch: float | None = None  # fraction of output elements differing from the zoo reference
@@ -364,56 +374,94 @@ class Result:
     times: list = field(default_factory=list)
 
 
-def measure(impl: Impl, x, grad, device, args, ref_out: torch.Tensor | None, levels: int) -> Result:
-    res = Result(impl, x.shape[0], args.dtype_name)
-    if impl.unavailable:
-        res.status = f"unavailable: {impl.unavailable}"
-        return res
-    run = None
-    try:
-        if impl.setup:
-            impl.setup()
-        run = impl.build()
-        t0 = time.perf_counter()
-        out, _, _ = fwd_bwd(run, x, grad, device)  # warmup 1 (compiles when compiled)
-        first = time.perf_counter() - t0
-        res.first_s = first
-        if impl.compiled:
-            res.compile_s = first
-        if ref_out is not None:
-            res.mismatch = (out != ref_out).sum().item() / out.numel()
-        del out
-        for _ in range(args.warmup - 1):
-            fwd_bwd(run, x, grad, device)
-        fwd_t, tot_t = [], []
-        for _ in range(args.repeats):
-            _, f, t = fwd_bwd(run, x, grad, device)
-            fwd_t.append(f)
-            tot_t.append(t)
-        res.ms = statistics.median(tot_t) * 1e3
-        res.ms_fwd = statistics.median(fwd_t) * 1e3
-        res.ms_min = min(tot_t) * 1e3
-        res.times = [round(t * 1e3, 2) for t in tot_t]
-        if device.type == "cuda":
-            res.gbps = ideal_bytes(x, levels) / (res.ms * 1e-3) / 1e9
-            if args.peak_gbps:
-                res.bw_frac = res.gbps / args.peak_gbps
-        if not args.no_memory:
-            res.mb = peak_memory(run, x, grad, device)
-    except Exception as e:  # noqa: BLE001 - record and go on
-        res.status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-        if args.verbose:
-            traceback.print_exc()
-    finally:
+def _fail(res: Result, e: Exception, args) -> None:
+    res.status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    if args.verbose:
+        traceback.print_exc()
+
+
+def measure_all(impls: list[Impl], x, grad, device, args, refs: dict, bar) -> list[Result]:
+    """All implementations on one input: warm up each, then ``repeats`` rounds in which every
+    implementation runs once (rotating order), so that slow phases of a shared machine hit all of
+    them alike; then one peak-memory call each."""
+    import zoo.neurons as zn
+
+    results = [Result(i, x.shape[0], args.dtype_name) for i in impls]
+    runs: dict[int, Runner] = {}
+    for k, (impl, res) in enumerate(zip(impls, results)):
+        if impl.unavailable:
+            res.status = f"unavailable: {impl.unavailable}"
+            continue
+        bar.set_postfix_str(f"warmup {impl.label} {impl.neuron} T={res.T} {res.dtype}")
+        try:
+            if impl.setup:
+                impl.setup()
+            run = impl.build()
+            t0 = time.perf_counter()
+            out = fwd_bwd(run, x, grad, device)[0]  # first call (compiles where something is compiled)
+            res.first_s = time.perf_counter() - t0
+            if impl.compiled:
+                res.compile_s = res.first_s
+            ref = refs.get(impl.neuron)
+            if ref is not None and impl.neuron != "noisy_if":
+                res.mismatch = (out != ref).sum().item() / out.numel()
+            del out
+            for _ in range(args.warmup - 1):
+                fwd_bwd(run, x, grad, device)
+            runs[k] = run
+        except Exception as e:  # noqa: BLE001 - record and go on
+            _fail(res, e, args)
+        bar.update(args.warmup)
+    samples: dict[int, list] = {k: [] for k in runs}
+    for rep in range(args.repeats):
+        order = list(runs)
+        order = order[rep % max(1, len(order)):] + order[: rep % max(1, len(order))]
+        for k in order:
+            impl, res = impls[k], results[k]
+            if res.status != "ok":
+                continue
+            bar.set_postfix_str(f"round {rep + 1}/{args.repeats} {impl.label} {impl.neuron} T={res.T}")
+            try:
+                if impl.setup:
+                    impl.setup()
+                samples[k].append(fwd_bwd(runs[k], x, grad, device)[1:])
+            except Exception as e:  # noqa: BLE001
+                _fail(res, e, args)
+            bar.update(1)
+    for k, run in runs.items():
+        impl, res = impls[k], results[k]
+        if res.status == "ok" and samples[k]:
+            fwd_t, tot_t, usr, sys_ = (list(v) for v in zip(*samples[k]))
+            res.ms = statistics.median(tot_t) * 1e3
+            res.ms_fwd = statistics.median(fwd_t) * 1e3
+            res.ms_min = min(tot_t) * 1e3
+            res.cpu_user_ms = statistics.median(usr) * 1e3
+            res.cpu_sys_ms = statistics.median(sys_) * 1e3
+            res.times = [round(t * 1e3, 2) for t in tot_t]
+            if device.type == "cuda":
+                dyn = zn.create(impl.neuron).dynamics() if impl.neuron != "noisy_if" else None
+                res.gbps = ideal_bytes(x, getattr(dyn, "levels", 1)) / (res.ms * 1e-3) / 1e9
+                if args.peak_gbps:
+                    res.bw_frac = res.gbps / args.peak_gbps
+        if res.status == "ok" and not args.no_memory:
+            bar.set_postfix_str(f"memory {impl.label} {impl.neuron} T={res.T}")
+            try:
+                if impl.setup:
+                    impl.setup()
+                res.mb = peak_memory(run, x, grad, device)
+            except Exception as e:  # noqa: BLE001
+                _fail(res, e, args)
+        bar.update(0 if args.no_memory else 1)
+    runs.clear()
+    for impl in impls:
         if impl.setup and impl.framework == "spikingjelly":
             _sj_select(impl.neuron, "auto")
-        del run
-        if impl.compiled:
-            torch._dynamo.reset()
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    return res
+    if any(i.compiled for i in impls):
+        torch._dynamo.reset()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return results
 
 
 def check_equivalence(impls: list[Impl], device: torch.device, dtype: torch.dtype) -> list[str]:
@@ -593,6 +641,9 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -604,7 +655,7 @@ def write_outputs(results, impls, Ts, device, args, info, check_lines, mem_check
     suffix = "_quick" if args.quick else ""
     stem = args.out_dir / f"neuron_speed_{device.type}{suffix}"
     fields = ["device", "dtype", "neuron", "framework", "backend", "T", "batch", "features",
-              "ms_fwd_bwd_median", "ms_fwd_median", "ms_bwd_median", "ms_min", "repeats", "times_ms",
+              "ms_fwd_bwd_median", "ms_fwd_median", "ms_bwd_median", "ms_min", "repeats", "times_ms", "cpu_user_ms", "cpu_sys_ms",
               "peak_mb_above_input", "ideal_gbps", "frac_peak_bw", "first_call_s", "spike_mismatch_frac",
               "status", "note"]
     buf = io.StringIO()
@@ -614,7 +665,7 @@ def write_outputs(results, impls, Ts, device, args, info, check_lines, mem_check
         w.writerow([device.type, r.dtype, r.impl.neuron, r.impl.framework, r.impl.backend, r.T, args.batch,
                     "x".join(map(str, args.features)), _fmt(r.ms, 3), _fmt(r.ms_fwd, 3),
                     _fmt(None if r.ms is None else r.ms - r.ms_fwd, 3), _fmt(r.ms_min, 3), args.repeats,
-                    " ".join(map(str, r.times)), _fmt(r.mb, 1), _fmt(r.gbps, 1), _fmt(r.bw_frac, 4),
+                    " ".join(map(str, r.times)), _fmt(r.cpu_user_ms, 1), _fmt(r.cpu_sys_ms, 1), _fmt(r.mb, 1), _fmt(r.gbps, 1), _fmt(r.bw_frac, 4),
                     _fmt(r.first_s, 2), "" if r.mismatch is None else f"{r.mismatch:.3g}", r.status,
                     r.impl.note])
     write_atomic(stem.with_suffix(".csv"), buf.getvalue())
@@ -623,11 +674,15 @@ def write_outputs(results, impls, Ts, device, args, info, check_lines, mem_check
     md += [f"- **{k}**: {v}" for k, v in info]
     md += [f"- **shape**: x = [T, {args.batch}, {', '.join(map(str, args.features))}] "
            f"({args.batch * math.prod(args.features):,} neurons per step), dtypes {', '.join(args.dtypes)}; "
-           f"warmup {args.warmup}, median of {args.repeats} repeats; memory in a separate call",
+           f"warmup {args.warmup}, then {args.repeats} rounds running every implementation once "
+           f"(rotating order), median; memory in a separate call",
            f"- **CPU peak-memory method** (torch.profiler memory events): {mem_check}",
            f"- **total run time**: {elapsed / 60:.1f} min", ""]
     md += ["## ms per forward+backward (median)", "", *pivot(results, Ts, "ms", 1), ""]
     md += ["## of which forward ms (median)", "", *pivot(results, Ts, "ms_fwd", 1), ""]
+    if device.type == "cpu":
+        md += ["## of which CPU time in the kernel, ms (median, both threads; mostly first-touch page "
+               "faults of freshly allocated buffers)", "", *pivot(results, Ts, "cpu_sys_ms", 1), ""]
     md += ["## peak MB above the input", "", *pivot(results, Ts, "mb", 0), ""]
     if device.type == "cuda":
         md += ["## bandwidth floor: ideal bytes / time, % of peak", "", *pivot(results, Ts, "bw_frac", 1), ""]
@@ -726,38 +781,32 @@ def main(argv=None) -> int:
     import zoo.neurons as zn
 
     results: list[Result] = []
-    jobs = [(dt, T, i) for dt in args.dtypes for T in args.T for i in impls]
-    bar = tqdm(jobs, desc="neuron_speed", unit="run", dynamic_ncols=True)
-    refs: dict = {}
-    for dtype_name, T, impl in bar:
+    n_avail = sum(1 for i in impls if not i.unavailable)
+    per_input = n_avail * (args.warmup + args.repeats + (0 if args.no_memory else 1))
+    bar = tqdm(total=per_input * len(args.dtypes) * len(args.T), desc="neuron_speed", unit="call",
+               dynamic_ncols=True)
+    for dtype_name in args.dtypes:
         args.dtype_name = dtype_name
-        key = (dtype_name, T)
-        if refs.get("key") != key:  # new input tensors for this (dtype, T)
-            refs.clear()
+        for T in args.T:
             gc.collect()
             gen = torch.Generator().manual_seed(T)
             shape = (T, args.batch, *args.features)
             x = torch.randn(shape, generator=gen).to(device, DTYPES[dtype_name])
             grad = torch.randn(shape, generator=gen).to(device, DTYPES[dtype_name])
-            refs["key"] = key
-        if impl.neuron not in refs and not impl.unavailable:  # reference output: ours torch
-            try:
-                with torch.no_grad():
-                    neuron = zn.create(impl.neuron, backend="torch").to(device)
-                    torch.manual_seed(0)
-                    refs[impl.neuron] = neuron(x)
-            except Exception:  # noqa: BLE001
-                refs[impl.neuron] = None
-        bar.set_postfix_str(f"{impl.label} {impl.neuron} T={T} {dtype_name}")
-        levels = getattr(zn.create(impl.neuron).dynamics(), "levels", 1) if impl.neuron != "noisy_if" else 1
-        ref_out = refs.get(impl.neuron) if impl.neuron != "noisy_if" else None
-        res = measure(impl, x, grad, device, args, ref_out, levels)
-        results.append(res)
-        if res.status != "ok" and not res.status.startswith("unavailable"):
-            tqdm.write(f"{impl.label} {impl.neuron} T={T}: {res.status}") if hasattr(tqdm, "write") else None
+            refs = {}
+            for neuron in dict.fromkeys(i.neuron for i in impls):  # reference output: ours torch
+                try:
+                    with torch.no_grad():
+                        torch.manual_seed(0)
+                        refs[neuron] = zn.create(neuron, backend="torch").to(device)(x)
+                except Exception:  # noqa: BLE001
+                    refs[neuron] = None
+            results += measure_all(impls, x, grad, device, args, refs, bar)
+            del x, grad, refs
     bar.close()
-    del x, grad
-    refs.clear()
+    for r in results:
+        if r.status != "ok" and not r.status.startswith("unavailable"):
+            print(f"{r.impl.label} {r.impl.neuron} T={r.T} {r.dtype}: {r.status}")
 
     text = write_outputs(results, impls, args.T, device, args, info, check_lines, mem_check,
                          time.perf_counter() - start)
