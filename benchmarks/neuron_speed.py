@@ -610,7 +610,8 @@ def summarise(results: list[Result], Ts: list[int], device: torch.device) -> lis
     return lines
 
 
-def pivot(results: list[Result], Ts: list[int], attr: str, nd: int) -> list[str]:
+def pivot(results: list[Result], Ts: list[int], attr: str, nd: int, small: bool = True) -> list[str]:
+    """Rows = implementations, columns = T; values below 10 get 2 decimals when ``small``."""
     head = "| neuron | dtype | implementation | " + " | ".join(f"T={T}" for T in Ts) + " |"
     out = [head, "|" + "---|" * (3 + len(Ts))]
     seen = []
@@ -630,7 +631,7 @@ def pivot(results: list[Result], Ts: list[int], attr: str, nd: int) -> list[str]
                 v = getattr(r, attr)
                 if attr == "bw_frac" and v is not None:
                     v *= 100
-                cells.append(_fmt(v, nd if v is None or abs(v) >= 10 else 2))
+                cells.append(_fmt(v, nd if v is None or abs(v) >= 10 or not small else 2))
         out.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
     return out
 
@@ -677,12 +678,17 @@ def write_outputs(results, impls, Ts, device, args, info, check_lines, mem_check
            f"warmup {args.warmup}, then {args.repeats} rounds running every implementation once "
            f"(rotating order), median; memory in a separate call",
            f"- **CPU peak-memory method** (torch.profiler memory events): {mem_check}",
-           f"- **total run time**: {elapsed / 60:.1f} min", ""]
+           f"- **total run time**: {elapsed / 60:.1f} min",
+           "- **note**: every row allocates its outputs fresh on each call. On a small VM the first touch "
+           "of a freshly mmapped buffer (page faults) can cost as much as the arithmetic, and whether glibc "
+           "serves a large block from a free heap chunk (no faults) depends on what ran before; rows are "
+           "therefore run interleaved, round by round, so that they share the machine's state. "
+           "'SJ fastest' below is the fastest SJ row, including the PiecewiseQuadratic (op:) rows.", ""]
     md += ["## ms per forward+backward (median)", "", *pivot(results, Ts, "ms", 1), ""]
     md += ["## of which forward ms (median)", "", *pivot(results, Ts, "ms_fwd", 1), ""]
     if device.type == "cpu":
         md += ["## of which CPU time in the kernel, ms (median, both threads; mostly first-touch page "
-               "faults of freshly allocated buffers)", "", *pivot(results, Ts, "cpu_sys_ms", 1), ""]
+               "faults of freshly allocated buffers)", "", *pivot(results, Ts, "cpu_sys_ms", 0, small=False), ""]
     md += ["## peak MB above the input", "", *pivot(results, Ts, "mb", 0), ""]
     if device.type == "cuda":
         md += ["## bandwidth floor: ideal bytes / time, % of peak", "", *pivot(results, Ts, "bw_frac", 1), ""]
