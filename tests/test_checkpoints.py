@@ -1,0 +1,215 @@
+"""Checkpoint folders: strict configs, safetensors weights verified by sha256, cards, publishing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+import zoo
+from zoo import registry
+from zoo.cards import render_card
+from zoo.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint, sha256_file
+from zoo.config import CheckpointConfig, ConfigError
+from zoo.publish import publish
+
+from checkpoint_fixtures import NAME, make_config, sample_input, write_checkpoint, write_registry
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    return write_checkpoint(tmp_path / "ckpt")
+
+
+def test_save_load_round_trip_is_exact(checkpoint):
+    model, folder = checkpoint
+    loaded = load_checkpoint(folder).eval()
+    x = sample_input()
+    assert torch.equal(model(x), loaded(x))
+    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k1 == k2 and torch.equal(v1, v2)
+    config = loaded.pretrained_cfg
+    assert config.weights_sha256 == sha256_file(folder / WEIGHTS)
+    assert config.arch_kwargs == model.arch_kwargs and config.T == 2
+    assert config.software["snnzoo"] == zoo.__version__
+
+
+def test_load_also_accepts_the_weights_file_and_overrides_T(checkpoint):
+    _, folder = checkpoint
+    assert load_checkpoint(folder / WEIGHTS, T=5).T == 5
+
+
+def test_corrupt_weights_are_rejected_by_hash(checkpoint):
+    _, folder = checkpoint
+    data = bytearray((folder / WEIGHTS).read_bytes())
+    data[-1] ^= 0x01
+    (folder / WEIGHTS).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: sha256 is .* records"):
+        load_checkpoint(folder)
+
+
+def test_registry_pin_must_match_the_folder(checkpoint):
+    _, folder = checkpoint
+    with pytest.raises(CheckpointError, match="registry pins 0000"):
+        load_checkpoint(folder, sha256="0" * 64)
+
+
+def _rewrite_weights(folder, state):
+    save_file(state, str(folder / WEIGHTS))
+    config = json.loads((folder / CONFIG).read_text())
+    config["weights_sha256"] = sha256_file(folder / WEIGHTS)
+    (folder / CONFIG).write_text(json.dumps(config))
+
+
+def test_missing_and_unexpected_keys_are_named(checkpoint):
+    _, folder = checkpoint
+    state = load_file(str(folder / WEIGHTS))
+    dropped = sorted(state)[0]
+    state.pop(dropped)
+    state["extra.weight"] = torch.zeros(1)
+    _rewrite_weights(folder, state)
+    with pytest.raises(CheckpointError, match=rf"missing keys {dropped}.*unexpected keys extra\.weight"):
+        load_checkpoint(folder)
+
+
+def test_shape_mismatch_is_named(checkpoint):
+    _, folder = checkpoint
+    with pytest.raises(CheckpointError, match=r"shape mismatch .*checkpoint \(10, .*model \(7, "):
+        load_checkpoint(folder, num_classes=7)
+
+
+def test_a_pickle_is_never_loaded(checkpoint, tmp_path):
+    _, folder = checkpoint
+    torch.save({"w": torch.zeros(1)}, folder / WEIGHTS)  # a pickle in disguise
+    config = json.loads((folder / CONFIG).read_text())
+    config["weights_sha256"] = sha256_file(folder / WEIGHTS)
+    (folder / CONFIG).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c.update(format_version=2), "'format_version' is 2"),
+    (lambda c: c.update(colour="red"), "unknown field\\(s\\) 'colour'"),
+    (lambda c: c.pop("dataset"), "missing field\\(s\\) 'dataset'"),
+    (lambda c: c.update(architecture=3), "field 'architecture' must be str"),
+    (lambda c: c["input"].update(encoding="rate"), "'input.encoding' must be one of"),
+    (lambda c: c["input"].update(size=[1, 28]), "'input.size' must be \\[C, H, W\\]"),
+    (lambda c: c["input"].update(mean=[0.1, 0.2]), "'input.mean' has 2 values for 1 channels"),
+    (lambda c: c["input"].update(gamma=1), "field 'input': unknown field\\(s\\) 'gamma'"),
+    (lambda c: c["arch_kwargs"].pop("T"), "'arch_kwargs' lacks 'T'"),
+    (lambda c: c.update(name="vgg.x"), "field 'name' must be 'convnet.<tag>'"),
+    (lambda c: c["dataset"].pop("split"), "'dataset' lacks 'split'"),
+])
+def test_bad_configs_fail_naming_file_and_field(checkpoint, mutate, message):
+    _, folder = checkpoint
+    data = json.loads((folder / CONFIG).read_text())
+    mutate(data)
+    (folder / CONFIG).write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=message) as error:
+        load_checkpoint(folder)
+    assert str(folder / CONFIG) in str(error.value)
+
+
+def test_config_round_trips_through_json(checkpoint):
+    _, folder = checkpoint
+    config = CheckpointConfig.load(folder / CONFIG)
+    assert CheckpointConfig.from_dict(json.loads(config.dumps())) == config
+
+
+def test_card_front_matter_is_valid_hub_metadata(checkpoint):
+    _, folder = checkpoint
+    config = CheckpointConfig.load(folder / CONFIG)
+    card = render_card(config, "snnzoo/" + NAME)
+    _, front, body = card.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["library_name"] == "snnzoo" and "spiking-neural-network" in meta["tags"]
+    result = meta["model-index"][0]["results"][0]
+    assert result["metrics"][0] == {"type": "accuracy", "value": 12.5, "name": "top-1 accuracy (T=2)"}
+    assert result["dataset"]["type"] == "fashion_mnist"
+    assert config.weights_sha256 in body and "| 2 | test | 12.50 | 50.00 |" in body
+    assert f"zoo eval {NAME} --dataset fashion_mnist" in body
+
+
+def test_card_says_when_a_neuron_is_our_interpretation(tmp_path):
+    config = make_config()
+    config.arch_kwargs = {"T": 1, "neuron": {"name": "noisy_if"}}
+    assert "Interpretation" in render_card(config, "x/y")
+
+
+def test_publish_without_token_assembles_mirror_card_and_registry(checkpoint, tmp_path, capsys):
+    _, folder = checkpoint
+    registry_file = write_registry(tmp_path / "pretrained.json", [])
+    cards = tmp_path / "cards"
+    entry = publish(folder, mirror=tmp_path / "mirror", cards_dir=cards, registry=registry_file)
+    repo = tmp_path / "mirror" / "snnzoo" / NAME
+    assert entry["folder"] == str(repo) and entry["revision"] == "main"
+    assert sorted(p.name for p in repo.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert (cards / f"{NAME}.md").read_text() == (repo / "README.md").read_text()
+    recorded = json.loads(registry_file.read_text())["checkpoints"]
+    assert recorded == [{"name": NAME, "hf_hub_id": f"snnzoo/{NAME}", "revision": "main",
+                         "sha256": sha256_file(folder / WEIGHTS)}]
+
+
+def test_publish_with_token_uploads_through_huggingface_hub(checkpoint, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class RecordingApi:  # stands in for the Hub's HTTP API, which this machine cannot reach
+        def __init__(self, token):
+            calls.append(("token", token))
+
+        def create_repo(self, repo_id, repo_type, exist_ok):
+            calls.append(("create_repo", repo_id, repo_type, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, repo_type, allow_patterns, commit_message):
+            calls.append(("upload_folder", sorted(p.name for p in Path(folder_path).iterdir()),
+                          repo_id, sorted(allow_patterns)))
+            return type("Commit", (), {"oid": "a" * 40})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    _, folder = checkpoint
+    registry_file = write_registry(tmp_path / "pretrained.json", [])
+    entry = publish(folder, repo_id="me/model", token="hf_x", mirror=tmp_path / "m", cards_dir=None,
+                    registry=registry_file)
+    assert entry["revision"] == "a" * 40
+    assert calls == [("token", "hf_x"), ("create_repo", "me/model", "model", True),
+                     ("upload_folder", ["README.md", "config.json", "model.safetensors"], "me/model",
+                      ["README.md", "config.json", "model.safetensors"])]
+    assert json.loads(registry_file.read_text())["checkpoints"][0]["revision"] == "a" * 40
+
+
+def test_pretrained_from_local_mirror_verifies_the_registry_hash(checkpoint, tmp_path, monkeypatch):
+    model, folder = checkpoint
+    registry_file = write_registry(tmp_path / "pretrained.json", [])
+    publish(folder, mirror=tmp_path / "mirror", cards_dir=None, registry=registry_file)
+    monkeypatch.setattr(registry, "PRETRAINED_FILE", registry_file)
+    monkeypatch.setenv("ZOO_HUB_MIRROR", str(tmp_path / "mirror"))
+    assert zoo.list_models(pretrained=True) == [NAME]
+    loaded = zoo.create_model(NAME, pretrained=True).eval()
+    x = sample_input()
+    assert torch.equal(loaded(x), model(x))
+    random = zoo.create_model(NAME)  # a tag without pretrained: the checkpoint's graph, fresh weights
+    assert random.arch_kwargs == model.arch_kwargs
+    first = next(iter(model.state_dict()))
+    assert not torch.equal(random.state_dict()[first], model.state_dict()[first])
+    pinned = json.loads(registry_file.read_text())
+    pinned["checkpoints"][0]["sha256"] = "f" * 64
+    registry_file.write_text(json.dumps(pinned))
+    with pytest.raises(CheckpointError, match="registry pins ffff"):
+        zoo.create_model(NAME, pretrained=True)
+
+
+def test_unknown_names_fail_clearly(monkeypatch, tmp_path):
+    monkeypatch.setattr(registry, "PRETRAINED_FILE", write_registry(tmp_path / "p.json", []))
+    with pytest.raises(ValueError, match="unknown model 'resnet_nope'"):
+        zoo.create_model("resnet_nope")
+    with pytest.raises(ValueError, match="no published checkpoint 'convnet.nope'"):
+        zoo.create_model("convnet.nope", pretrained=True)
+    with pytest.raises(ValueError, match="'convnet' has no published checkpoint"):
+        zoo.create_model("convnet", pretrained=True)

@@ -1,0 +1,159 @@
+"""Model cards, generated from a checkpoint's config and its recorded evaluations (never by hand).
+
+The card is the Hub repository's ``README.md``: Hugging Face metadata front matter (library,
+license, tags, datasets and a ``model-index`` with the measured results) followed by what the
+checkpoint is, how to load it, what it measured and how to reproduce every number.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .config import CheckpointConfig
+
+# Neurons whose semantics are the project's interpretation of a paper (methods.md sections 3, 4).
+INTERPRETATIONS = {
+    "multibit": "Multi-bit spikes (Xiao et al. 2024, arXiv 2407.05739): the exact equations are not public; "
+                "snnzoo's interpretation is s = V_th * clip(floor(u/V_th * 2^n)/2^n, 0, 2^m - 2^-n) with a soft "
+                "reset by s (see `zoo/neurons/multibit.py`).",
+    "noisy_if": "Noise-based T=1 training (Jiang & Zhang 2023, arXiv 2211.05453): the exact equations are not "
+                "public; snnzoo trains with o = V_th * H(z + eps - V_th), eps ~ N(mu V_th, (sigma V_th)^2), and "
+                "converts to an IF neuron with soft reset and u[0] = mu V_th (see `zoo/neurons/noisy_if.py`).",
+}
+DATASET_TITLES = {
+    "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+    "imagenet": "ImageNet", "nmnist": "N-MNIST", "dvs128_gesture": "DVS128 Gesture", "cifar10_dvs": "CIFAR10-DVS",
+}
+
+
+def evaluations(config: CheckpointConfig) -> list[dict[str, Any]]:
+    """The evaluation records (``evaluation/`` harness output) stored in the config's metrics."""
+    return list(config.metrics.get("evaluations", []))
+
+
+def headline(config: CheckpointConfig) -> dict[str, Any] | None:
+    """The evaluation at the checkpoint's own T on the test split, if recorded."""
+    at_t = [r for r in evaluations(config) if r.get("T") == config.T]
+    return at_t[0] if at_t else None
+
+
+def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
+    neuron = config.arch_kwargs["neuron"]
+    neuron_name = neuron["name"] if isinstance(neuron, dict) else str(neuron).split("(")[0]
+    dataset = config.dataset["name"]
+    title = DATASET_TITLES.get(dataset, dataset)
+    records = evaluations(config)
+    return "\n".join([
+        _front_matter(config, hf_hub_id, neuron_name, title, records),
+        f"# {config.name}",
+        "",
+        f"A spiking neural network from [snnzoo](https://github.com/snnzoo/snnzoo): `{config.architecture}` with "
+        f"`{neuron_name}` neurons at T={config.T}, trained on {title} by the recipe below. The weights are "
+        "SNN-trained (never ANN weights in disguise). Every number on this card was measured by snnzoo's "
+        "evaluation harness on these weights; the commands to reproduce them are below.",
+        "",
+        *([f"> **Interpretation.** {INTERPRETATIONS[neuron_name]}", ""] if neuron_name in INTERPRETATIONS else []),
+        "## Use",
+        "",
+        "```python",
+        "import zoo, torch",
+        f"model = zoo.create_model({config.name!r}, pretrained=True).eval()",
+        f"# or: torch.hub.load('snnzoo/snnzoo', {config.architecture!r}, pretrained={config.name.split('.', 1)[1]!r})",
+        f"x = torch.rand(8, {', '.join(map(str, config.input.size))})"
+        + ("  # normalised as below" if config.input.encoding == "direct" else ""),
+        "logits = model(x)  # [8, num_classes], averaged over T",
+        "```",
+        "",
+        "## Model",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | `{config.architecture}` |",
+        f"| architecture kwargs | `{json.dumps(config.arch_kwargs, sort_keys=True)}` |",
+        f"| time steps T | {config.T} |",
+        f"| input | {_describe_input(config)} |",
+        f"| dataset | {title}, `{json.dumps(config.dataset, sort_keys=True)}` |",
+        f"| weights sha256 | `{config.weights_sha256}` |",
+        f"| software | {', '.join(f'{k} {v}' for k, v in config.software.items())} |",
+        "",
+        "## Results (measured)",
+        "",
+        *_results_table(records),
+        "",
+        "Energy uses 0.9 pJ per accumulate (AC) and 4.6 pJ per multiply-accumulate (MAC), 45 nm "
+        "(Horowitz 2014); the first layer's analog input is counted as MACs, every other synaptic layer "
+        "as ACs = input events x fan-out.",
+        "",
+        "## Training recipe",
+        "",
+        "```json",
+        json.dumps(config.recipe, indent=2, sort_keys=True),
+        "```",
+        "",
+        "## Reproduce",
+        "",
+        *_reproduce(config, records),
+        "",
+    ])
+
+
+def _front_matter(config: CheckpointConfig, hf_hub_id: str, neuron_name: str, title: str,
+                  records: list[dict[str, Any]]) -> str:
+    # JSON is valid YAML: every value below is written with json.dumps so quoting is always right.
+    lines = ["---", "library_name: snnzoo", "license: apache-2.0", "pipeline_tag: image-classification",
+             "tags:"]
+    lines += [f"- {json.dumps(tag)}" for tag in
+              ("spiking-neural-network", "snn", "snnzoo", neuron_name, config.architecture)]
+    lines += ["datasets:", f"- {json.dumps(config.dataset['name'])}", "model-index:",
+              f"- name: {json.dumps(hf_hub_id)}", "  results:"]
+    for record in records:
+        label = f"top-1 accuracy (T={record['T']})"
+        lines += ["  - task:", "      type: image-classification",
+                  "    dataset:", f"      name: {json.dumps(title)}", f"      type: {json.dumps(config.dataset['name'])}",
+                  f"      split: {json.dumps(record.get('split', 'test'))}",
+                  "    metrics:", "    - type: accuracy", f"      value: {record['top1']}",
+                  f"      name: {json.dumps(label)}"]
+    if not records:
+        lines[-1] = "  results: []"
+    lines.append("---")
+    return "\n".join(lines)
+
+
+def _describe_input(config: CheckpointConfig) -> str:
+    size = "x".join(map(str, config.input.size))
+    if config.input.encoding == "direct":
+        norm = f", normalised with mean {config.input.mean} and std {config.input.std}" if config.input.mean else ""
+        return f"static image {size} repeated over T (direct encoding){norm}"
+    return f"event frames [T, {size}] (see dataset integration parameters)"
+
+
+RESULT_COLUMNS = (
+    ("T", "T", "{}"), ("split", "split", "{}"), ("top1", "top-1 %", "{:.2f}"), ("top5", "top-5 %", "{:.2f}"),
+    ("firing_rate", "firing rate", "{:.4f}"), ("sops_per_sample", "SOPs / sample", "{:.3g}"),
+    ("energy_uj_per_sample", "energy µJ / sample", "{:.3g}"), ("latency_ms", "latency ms / batch", "{:.1f}"),
+    ("device", "device", "{}"),
+)
+
+
+def _results_table(records: list[dict[str, Any]]) -> list[str]:
+    if not records:
+        return ["No evaluation recorded yet."]
+    columns = [c for c in RESULT_COLUMNS if any(c[0] in r for r in records)]
+    rows = ["| " + " | ".join(header for _, header, _ in columns) + " |",
+            "|" + "---|" * len(columns)]
+    for record in sorted(records, key=lambda r: (r.get("split", ""), r.get("T", 0))):
+        cells = [fmt.format(record[key]) if record.get(key) is not None else "" for key, _, fmt in columns]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def _reproduce(config: CheckpointConfig, records: list[dict[str, Any]]) -> list[str]:
+    lines = ["```bash"]
+    recipe_file = config.recipe.get("file")
+    if recipe_file:
+        lines.append(f"zoo train {recipe_file}")
+    commands = sorted({r["command"] for r in records if r.get("command")})
+    lines += commands or [f"zoo eval {config.name} --dataset {config.dataset['name']}"]
+    lines.append("```")
+    return lines

@@ -1,0 +1,138 @@
+"""The model registry: architecture names, their entry points, and the published checkpoints.
+
+Names are ``arch`` (an architecture, random weights) or ``arch.tag`` (an architecture with the
+checkpoint ``tag``; ``pretrained=True`` loads it). Architectures register themselves with
+``@register_model``; an entry point only chooses arguments and returns the module. Checkpoints
+are data: ``zoo/pretrained.json`` lists each published ``arch.tag`` with its Hub repository,
+pinned revision and the sha256 of its weights (see ``zoo.hub``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from torch import nn
+
+PRETRAINED_FILE = Path(__file__).resolve().parent / "pretrained.json"
+_ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
+_MODULES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class PretrainedEntry:
+    """One published checkpoint, as recorded in ``zoo/pretrained.json``."""
+
+    name: str  # "arch.tag"
+    hf_hub_id: str  # "owner/repo" on the Hugging Face Hub (and in the local mirror)
+    revision: str  # pinned commit or tag on the Hub
+    sha256: str  # of model.safetensors
+
+    @property
+    def arch(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.name.split(".", 1)[1]
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register an architecture entry point under its function name."""
+    name = fn.__name__
+    if name in _ENTRYPOINTS and _ENTRYPOINTS[name] is not fn:
+        raise ValueError(f"model {name!r} is already registered by {_MODULES[name]}")
+    _ENTRYPOINTS[name] = fn
+    _MODULES[name] = fn.__module__
+    module = sys.modules.get(fn.__module__)
+    if module is not None:
+        exported = getattr(module, "__all__", None)
+        if isinstance(exported, list) and name not in exported:
+            exported.append(name)
+    return fn
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"ds_resnet20.mlf_cifar10_t4"`` -> ``("ds_resnet20", "mlf_cifar10_t4")``."""
+    arch, _, tag = name.partition(".")
+    return arch, (tag or None)
+
+
+def _ensure_models_imported() -> None:
+    importlib.import_module("zoo.models")  # importing the package registers every family
+
+
+def is_model(name: str) -> bool:
+    _ensure_models_imported()
+    return split_name(name)[0] in _ENTRYPOINTS
+
+
+def model_entrypoint(name: str) -> Callable[..., nn.Module]:
+    _ensure_models_imported()
+    arch = split_name(name)[0]
+    if arch not in _ENTRYPOINTS:
+        close = fnmatch.filter(_ENTRYPOINTS, f"*{arch.split('_')[0]}*")
+        hint = f"; similar: {', '.join(sorted(close))}" if close else ""
+        raise ValueError(f"unknown model {arch!r}{hint}. `zoo list` shows every registered model")
+    return _ENTRYPOINTS[arch]
+
+
+def _pretrained_table() -> dict[str, PretrainedEntry]:
+    """The published checkpoints, read from ``PRETRAINED_FILE`` (small; read on every call so a
+    fresh ``zoo publish`` is seen at once)."""
+    records = json.loads(PRETRAINED_FILE.read_text())
+    entries = (PretrainedEntry(**record) for record in records["checkpoints"])
+    return {entry.name: entry for entry in entries}
+
+
+def pretrained_entry(name: str) -> PretrainedEntry:
+    """The published checkpoint ``arch.tag``; a bare ``arch`` resolves to its first checkpoint."""
+    table = _pretrained_table()
+    arch, tag = split_name(name)
+    if tag is None:
+        tags = [entry for entry in table.values() if entry.arch == arch]
+        if not tags:
+            raise ValueError(f"model {arch!r} has no published checkpoint; pretrained=True needs one of: "
+                             f"{', '.join(sorted(table)) or '(none published)'}")
+        return tags[0]
+    if name not in table:
+        known = [n for n in table if n.startswith(arch + ".")]
+        raise ValueError(f"no published checkpoint {name!r}; {arch!r} has: {', '.join(known) or 'none'}")
+    return table[name]
+
+
+def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
+    """Registered names matching the glob ``pattern``; with ``pretrained`` the ``arch.tag`` names
+    of published checkpoints instead."""
+    _ensure_models_imported()
+    names = sorted(_pretrained_table()) if pretrained else sorted(_ENTRYPOINTS)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    return names
+
+
+def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """Build ``name`` (``arch`` or ``arch.tag``); with ``pretrained`` load its SNN-trained weights.
+
+    A tag without ``pretrained`` builds the architecture with the checkpoint's configuration
+    (neuron, T, classes) and random weights. kwargs override the architecture's defaults; with
+    ``pretrained`` they must agree with the checkpoint, and weights whose shapes no longer fit
+    fail loading with the mismatched keys named.
+    """
+    arch, tag = split_name(name)
+    model_entrypoint(arch)  # validate the name early
+    if pretrained or tag is not None:
+        from .hub import load_pretrained
+
+        return load_pretrained(name, weights=pretrained, **kwargs)
+    return _ENTRYPOINTS[arch](**kwargs)
+
+
+def build_architecture(arch: str, **kwargs: Any) -> nn.Module:
+    """Call the entry point of ``arch`` with ``kwargs`` (used by checkpoint loading)."""
+    return model_entrypoint(arch)(**kwargs)
