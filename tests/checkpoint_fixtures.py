@@ -11,8 +11,8 @@ import zoo
 from zoo.checkpoint import save_checkpoint
 from zoo.config import CheckpointConfig, InputSpec
 
-ARCH = "convnet"
-NAME = "convnet.test_fashion_mnist_t2"
+ARCH = "spiking_convnet"
+NAME = "spiking_convnet.test_fashion_mnist_t2"
 KWARGS = {"T": 2, "num_classes": 10, "in_chans": 1, "neuron": "lif"}
 
 

@@ -102,7 +102,7 @@ def test_a_pickle_is_never_loaded(checkpoint, tmp_path):
     (lambda c: c["input"].update(mean=[0.1, 0.2]), "'input.mean' has 2 values for 1 channels"),
     (lambda c: c["input"].update(gamma=1), "field 'input': unknown field\\(s\\) 'gamma'"),
     (lambda c: c["arch_kwargs"].pop("T"), "'arch_kwargs' lacks 'T'"),
-    (lambda c: c.update(name="vgg.x"), "field 'name' must be 'convnet.<tag>'"),
+    (lambda c: c.update(name="vgg.x"), "field 'name' must be 'spiking_convnet.<tag>'"),
     (lambda c: c["dataset"].pop("split"), "'dataset' lacks 'split'"),
 ])
 def test_bad_configs_fail_naming_file_and_field(checkpoint, mutate, message):
@@ -209,7 +209,7 @@ def test_unknown_names_fail_clearly(monkeypatch, tmp_path):
     monkeypatch.setattr(registry, "PRETRAINED_FILE", write_registry(tmp_path / "p.json", []))
     with pytest.raises(ValueError, match="unknown model 'resnet_nope'"):
         zoo.create_model("resnet_nope")
-    with pytest.raises(ValueError, match="no published checkpoint 'convnet.nope'"):
-        zoo.create_model("convnet.nope", pretrained=True)
-    with pytest.raises(ValueError, match="'convnet' has no published checkpoint"):
-        zoo.create_model("convnet", pretrained=True)
+    with pytest.raises(ValueError, match="no published checkpoint 'spiking_convnet.nope'"):
+        zoo.create_model("spiking_convnet.nope", pretrained=True)
+    with pytest.raises(ValueError, match="'spiking_convnet' has no published checkpoint"):
+        zoo.create_model("spiking_convnet", pretrained=True)

@@ -100,12 +100,14 @@ import sys, json, torch
 from pathlib import Path
 import zoo.registry
 zoo.registry.PRETRAINED_FILE = Path(sys.argv[1])
-names = torch.hub.list(sys.argv[2], source="local")
-random = torch.hub.load(sys.argv[2], "convnet", source="local", pretrained=False, T=3)
-tagged = torch.hub.load(sys.argv[2], "convnet", source="local", pretrained=sys.argv[3].split(".", 1)[1]).eval()
-first = torch.hub.load(sys.argv[2], "convnet", source="local", pretrained=True).eval()
+sys.path.insert(0, sys.argv[2])
+import hubconf  # what torch.hub.list and torch.hub.help read for a GitHub repository
+names = sorted(n for n in dir(hubconf) if callable(getattr(hubconf, n)) and not n.startswith("_"))
+random = torch.hub.load(sys.argv[2], "spiking_convnet", source="local", pretrained=False, T=3)
+tagged = torch.hub.load(sys.argv[2], "spiking_convnet", source="local", pretrained=sys.argv[3].split(".", 1)[1]).eval()
+first = torch.hub.load(sys.argv[2], "spiking_convnet", source="local", pretrained=True).eval()
 x = torch.linspace(-1, 2, 2 * 28 * 28).reshape(2, 1, 28, 28)
-print(json.dumps({"names": names, "T": random.T, "doc": torch.hub.help(sys.argv[2], "convnet", source="local"),
+print(json.dumps({"names": names, "T": random.T, "doc": hubconf.spiking_convnet.__doc__,
                   "tagged": tagged(x).tolist(), "first": first(x).tolist()}))
 """
     out = run_python(code, str(registry_file), str(REPO), NAME, env={"ZOO_HUB_MIRROR": str(tmp_path / "mirror")})

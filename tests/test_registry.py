@@ -14,21 +14,21 @@ from zoo.registry import model_entrypoint, split_name
 
 def test_names_split_into_arch_and_tag():
     assert split_name("ds_resnet20.mlf_cifar10_t4") == ("ds_resnet20", "mlf_cifar10_t4")
-    assert split_name("convnet") == ("convnet", None)
+    assert split_name("spiking_convnet") == ("spiking_convnet", None)
 
 
 def test_every_architecture_of_the_spec_is_registered():
     expected = {"ds_resnet14", "ds_resnet20", "ds_resnet32", "ds_resnet44", "ds_resnet56", "ds_resnet110",
                 "spiking_resnet19", "spiking_resnet20", "spiking_resnet18", "spiking_resnet34",
-                "spiking_vgg11", "spiking_vgg16", "convnet"}
+                "spiking_vgg11", "spiking_vgg16", "spiking_convnet"}
     assert expected <= set(zoo.list_models())
     assert zoo.list_models("ds_resnet*") == sorted(n for n in zoo.list_models() if n.startswith("ds_resnet"))
 
 
 def test_entry_points_only_choose_arguments():
     """An entry point called with the model's own arch_kwargs rebuilds the same graph."""
-    model = zoo.create_model("convnet", T=3, neuron="mlf(levels=2)")
-    again = model_entrypoint("convnet")(**model.arch_kwargs)
+    model = zoo.create_model("spiking_convnet", T=3, neuron="mlf(levels=2)")
+    again = model_entrypoint("spiking_convnet")(**model.arch_kwargs)
     assert again.arch_kwargs == model.arch_kwargs
     assert [(k, v.shape) for k, v in again.state_dict().items()] == [(k, v.shape) for k, v in model.state_dict().items()]
 
@@ -45,7 +45,7 @@ def test_timm_optimizer_scheduler_and_transforms_work_with_zoo_models():
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
 
-    model = zoo.create_model("convnet", T=2)
+    model = zoo.create_model("spiking_convnet", T=2)
     optimizer = create_optimizer_v2(model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
     # timm excludes BN and bias parameters from weight decay: check it saw the zoo's layers
     decays = sorted(group["weight_decay"] for group in optimizer.param_groups)

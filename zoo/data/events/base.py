@@ -1,0 +1,192 @@
+"""The common machinery of event-camera data sets: index, integration, cache and describe().
+
+A subclass says where the recordings are (``_units``: a list of :class:`Unit`, each a group of
+native files read together with the labels of the samples it yields) and how to decode one
+unit (``_load``: one event array per sample). This base class integrates every sample into
+frames ``[T, 2, H, W]`` with the chosen :class:`~zoo.data.events.integrate.Integration`,
+caches them on disk (:mod:`zoo.data.events.cache`) in one preprocessing pass with a tqdm
+progress bar, and serves ``(float32 frames, int label)`` samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from ..static import check_split
+from .cache import FrameCache
+from .integrate import INTEGRATION_VERSION, Integration, integrate
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Native files read together (``files``) and the labels of the samples they yield, in order.
+
+    ``windows`` carries per-sample reader data, e.g. the (start, end) times of DVS128 Gesture
+    samples within one recording.
+    """
+
+    files: tuple[Path, ...]
+    labels: tuple[int, ...]
+    windows: tuple = ()
+
+
+def resolve_integration(presets: dict[str, Integration], default: str, preset: str | None,
+                        overrides: dict) -> tuple[Integration, str | None]:
+    """Start from ``preset`` (or the default), replace the fields given in ``overrides``.
+
+    Returns the integration and the preset's name when the result is exactly that preset.
+    """
+    name = preset or default
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(presets)}")
+    fields = presets[name].to_dict()
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides.get("method", fields["method"]) != fields["method"]:
+        fields.update(window_us=None, events_per_frame=None)
+    spec = Integration(**{**fields, **overrides})
+    return spec, (name if spec == presets[name] else None)
+
+
+class EventFrameDataset(Dataset):
+    """An event-camera data set served as integrated frames.
+
+    Parameters (all keyword-only after ``split``):
+        preset: named integration setting (``presets`` of the class; default ``default_preset``).
+        method, frames, window_us, events_per_frame, downsample: override fields of the preset.
+        cache_dir: where frames are cached (default ``$ZOO_CACHE_DIR`` or ``~/.cache/snnzoo/frames``);
+            ``False`` integrates on every access and writes nothing.
+        transform: applied to the float32 frames tensor of each sample.
+        progress: show a tqdm bar during the preprocessing pass.
+        download: refused with the address to fetch the data set from (none of these data sets
+            can be fetched without a manual step).
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    sensor_size: tuple[int, int]
+    reader_version: str
+    split_rule: str
+    presets: dict[str, Integration]
+    default_preset: str
+    source_url: str
+    shard_bytes = 64 << 20  # samples per cache shard: this many bytes of float32 frames
+
+    def __init__(self, root: str | os.PathLike | None = None, split: str = "train", *,
+                 preset: str | None = None, method: str | None = None, frames: int | None = None,
+                 window_us: int | None = None, events_per_frame: int | None = None,
+                 downsample: float | None = None, cache_dir: str | os.PathLike | None | bool = None,
+                 transform: Callable | None = None, progress: bool = True, download: bool = False):
+        if download:
+            raise ValueError(f"{self.name}: download=True is not supported; get the data set from "
+                             f"{self.source_url} and pass its folder as root")
+        self.split = check_split(split)
+        self.integration, self.preset = resolve_integration(
+            self.presets, self.default_preset, preset,
+            dict(method=method, frames=frames, window_us=window_us,
+                 events_per_frame=events_per_frame, downsample=downsample))
+        folder, self.units = self._units(root, f"Get the data set from {self.source_url}")
+        self.labels = [label for unit in self.units for label in unit.labels]
+        self.num_classes = len(self.classes)
+        self.in_chans = 2
+        self.input_size = (self.integration.frames, 2, *self.integration.output_size(self.sensor_size))
+        self.transform = transform
+        self._where = [(u, k) for u, unit in enumerate(self.units) for k in range(len(unit.labels))]
+        self._memo: tuple[int, list[np.ndarray]] | None = None
+        self.cache = None
+        if cache_dir is not False:
+            self.cache = FrameCache(cache_dir, self.name, self.split, self._cache_payload(folder))
+            self._prepare(progress)
+
+    # --- subclass hooks -------------------------------------------------------------------
+    def _units(self, root, hint: str) -> tuple[Path, list[Unit]]:
+        """Locate the recordings of ``self.split``: (data folder, units); ``hint`` ends the
+        message when they are missing."""
+        raise NotImplementedError
+
+    def _load(self, unit: Unit) -> list[np.ndarray]:
+        """Decode one unit: one event array per label of the unit."""
+        raise NotImplementedError
+
+    # --- frames ---------------------------------------------------------------------------
+    def _integrate_unit(self, u: int) -> list[np.ndarray]:
+        if self._memo is None or self._memo[0] != u:
+            events = self._load(self.units[u])
+            self._memo = (u, [integrate(e, self.sensor_size, self.integration) for e in events])
+        return self._memo[1]
+
+    def _shards(self) -> list[list[int]]:
+        """Consecutive units grouped into shards of about ``shard_bytes`` of float32 frames."""
+        per_shard = max(1, self.shard_bytes // (4 * int(np.prod(self.input_size))))
+        shards, current, size = [], [], 0
+        for u, unit in enumerate(self.units):
+            current.append(u)
+            size += len(unit.labels)
+            if size >= per_shard:
+                shards.append(current)
+                current, size = [], 0
+        return shards + ([current] if current else [])
+
+    def _prepare(self, progress: bool) -> None:
+        shards = self._shards()
+        self._location = []
+        for s, units in enumerate(shards):
+            self._location += [(s, i) for i in range(sum(len(self.units[u].labels) for u in units))]
+        todo = [(s, units) for s, units in enumerate(shards) if not self.cache.has(s)]
+        if todo:
+            with tqdm(total=sum(len(units) for _, units in todo), disable=not progress, unit="file",
+                      desc=f"{self.name} {self.split}: integrating frames") as bar:
+                for s, units in todo:
+                    frames = []
+                    for u in units:
+                        frames += self._integrate_unit(u)
+                        bar.update(1)
+                    self.cache.write(s, np.stack(frames))
+        if todo or not self.cache.complete():
+            self.cache.finish(self.describe())
+        self._memo = None
+
+    def _cache_payload(self, folder: Path) -> dict:
+        listing = hashlib.sha256()
+        for unit in self.units:
+            for file in unit.files:
+                listing.update(f"{os.path.relpath(file, folder)}:{file.stat().st_size}\n".encode())
+            listing.update(f"{unit.labels}{unit.windows}\n".encode())
+        return {"dataset": self.name, "split": self.split, "split_rule": self.split_rule,
+                "reader": self.reader_version, "integration": self.integration.to_dict(),
+                "integration_version": INTEGRATION_VERSION, "sensor_size": list(self.sensor_size),
+                "sources": listing.hexdigest()}
+
+    # --- Dataset API ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self.cache is not None:
+            shard, offset = self._location[index]
+            counts = self.cache.read(shard)[offset]
+        else:
+            u, k = self._where[index]
+            counts = self._integrate_unit(u)[k]
+        frames = torch.from_numpy(np.asarray(counts, dtype=np.float32))
+        if self.transform is not None:
+            frames = self.transform(frames)
+        return frames, self.labels[index]
+
+    def describe(self) -> dict:
+        """JSON-able record of the split, reader and integration, with the integration hash."""
+        return {"name": self.name, "split": self.split, "split_rule": self.split_rule,
+                "num_samples": len(self), "num_classes": self.num_classes, "in_chans": self.in_chans,
+                "input_size": list(self.input_size), "sensor_size": list(self.sensor_size),
+                "reader": self.reader_version, "preset": self.preset,
+                "integration": self.integration.to_dict(),
+                "integration_hash": self.integration.hash(self.reader_version, list(self.sensor_size)),
+                "values": "event counts per (frame, polarity OFF/ON, pixel), float32"}
