@@ -83,7 +83,7 @@ def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
         "",
         "Energy uses 0.9 pJ per accumulate (AC) and 4.6 pJ per multiply-accumulate (MAC), 45 nm "
         "(Horowitz 2014); the first layer's analog input is counted as MACs, every other synaptic layer "
-        "as ACs = input events x fan-out.",
+        "as ACs = the exact number of (non-zero input, synapse) pairs (`zoo/evaluation/counters.py`).",
         "",
         "## Training recipe",
         "",

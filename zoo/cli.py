@@ -7,6 +7,7 @@ import sys
 
 from . import __version__
 from . import publish
+from .evaluation import cli as evaluation_cli
 from .neurons import demo as neuron_demo
 
 
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     neuron_demo.add_parser(commands)
     publish.add_parser(commands)
+    evaluation_cli.add_parser(commands)
     return parser
 
 
