@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from . import __version__
-from . import publish
+from . import info, publish
 from .evaluation import cli as evaluation_cli
 from .neurons import demo as neuron_demo
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"snnzoo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     neuron_demo.add_parser(commands)
+    info.add_parser(commands)
     publish.add_parser(commands)
     evaluation_cli.add_parser(commands)
     return parser

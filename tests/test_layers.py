@@ -1,0 +1,202 @@
+"""The shared layers against hand computations: tdBN (both eps conventions, affine or not), time
+folding, ECA, input encoding, the readout and the QCFS activation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from zoo.layers import (
+    ECA, QCFS, ConvNormAct, Readout, TdBatchNorm2d, create_act, eca_kernel_size, encode_input, fold,
+)
+from zoo.neurons import Neuron, SpecError
+
+
+def _stats(x):
+    """Per-channel mean and biased variance over (N, H, W), by explicit sums."""
+    n = x.shape[0] * x.shape[2] * x.shape[3]
+    mean = x.sum(dim=(0, 2, 3)) / n
+    var = ((x - mean[:, None, None]) ** 2).sum(dim=(0, 2, 3)) / n
+    return mean, var, n
+
+
+def _tdbn_by_hand(x, mean, var, scale, eps, mode, weight=None, bias=None):
+    c = (slice(None), None, None)
+    denom = torch.sqrt(var + eps) if mode == "inside" else torch.sqrt(var) + eps
+    y = scale * (x - mean[c]) / denom[c]
+    if weight is not None:
+        y = y * weight[c] + bias[c]
+    return y
+
+
+@pytest.mark.parametrize("mode", ["inside", "outside"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_tdbn_matches_hand_computation(mode, affine):
+    torch.manual_seed(0)
+    # eps = 0.5 makes the two conventions differ visibly; alpha * V_th = 0.7 * 0.6
+    bn = TdBatchNorm2d(3, alpha=0.7, v_th=0.6, eps_mode=mode, eps=0.5, affine=affine)
+    if affine:
+        with torch.no_grad():
+            bn.weight.copy_(torch.tensor([1.5, -0.5, 2.0]))
+            bn.bias.copy_(torch.tensor([0.1, 0.2, -0.3]))
+    w, b = (bn.weight.detach(), bn.bias.detach()) if affine else (None, None)
+    x = torch.randn(4, 3, 2, 5) * 3 + 1  # [T*B, C, H, W]
+    mean, var, n = _stats(x)
+
+    y = bn.train()(x)
+    torch.testing.assert_close(y, _tdbn_by_hand(x, mean, var, 0.42, 0.5, mode, w, b), rtol=1e-5, atol=1e-6)
+    # running statistics: momentum 0.1, running_var updated with the unbiased variance n/(n-1)
+    torch.testing.assert_close(bn.running_mean, 0.1 * mean, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * var * n / (n - 1), rtol=1e-5, atol=1e-7)
+    assert int(bn.num_batches_tracked) == 1
+
+    x2 = torch.randn(2, 3, 2, 5)
+    y2 = bn.eval()(x2)
+    torch.testing.assert_close(y2, _tdbn_by_hand(x2, bn.running_mean, bn.running_var, 0.42, 0.5, mode, w, b),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_tdbn_conventions_differ_and_match_authors_constants():
+    x = torch.randn(8, 2, 3, 3)
+    inside = TdBatchNorm2d(2, v_th=0.5, eps_mode="inside", eps=0.5).train()(x)
+    outside = TdBatchNorm2d(2, v_th=0.5, eps_mode="outside", eps=0.5).train()(x)
+    assert not torch.allclose(inside, outside)
+    bn = TdBatchNorm2d(4)
+    assert (bn.eps, bn.momentum, bn.scale) == (1e-5, 0.1, 1.0)
+
+
+@pytest.mark.parametrize("mode", ["inside", "outside"])
+def test_tdbn_gradient_matches_hand_computation(mode):
+    torch.manual_seed(1)
+    bn = TdBatchNorm2d(2, alpha=1 / math.sqrt(2), v_th=0.5, eps_mode=mode, eps=0.1).train()
+    x = torch.randn(6, 2, 3, 3, requires_grad=True)
+    g = torch.randn(6, 2, 3, 3)
+    (bn(x) * g).sum().backward()
+    x_ref = x.detach().clone().requires_grad_()
+    mean, var, _ = _stats(x_ref)
+    (_tdbn_by_hand(x_ref, mean, var, 0.5 / math.sqrt(2), 0.1, mode, bn.weight, bn.bias) * g).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_tdbn_is_a_batchnorm_for_checkpoints():
+    bn = TdBatchNorm2d(5, alpha=0.5, v_th=0.6, eps_mode="outside")
+    assert isinstance(bn, nn.BatchNorm2d)
+    assert bn.state_dict().keys() == nn.BatchNorm2d(5).state_dict().keys()
+    assert TdBatchNorm2d(2, affine=False).state_dict().keys() == nn.BatchNorm2d(2, affine=False).state_dict().keys()
+    with pytest.raises(ValueError, match="eps_mode"):
+        TdBatchNorm2d(2, eps_mode="between")
+
+
+def test_fold_equals_per_step_application():
+    torch.manual_seed(0)
+    conv, pool = nn.Conv2d(3, 4, 3, padding=1), nn.AvgPool2d(2)
+    x = torch.randn(3, 2, 3, 8, 8)  # [T, B, C, H, W]
+    y = fold(x, conv, pool)
+    assert y.shape == (3, 2, 4, 4, 4)
+    torch.testing.assert_close(y, torch.stack([pool(conv(x[t])) for t in range(3)]))
+
+
+def test_conv_norm_act_folds_stateless_layers_and_keeps_time_for_the_neuron():
+    torch.manual_seed(0)
+    seen = []
+    unit = ConvNormAct(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4).eval(), create_act("lif"), nn.AvgPool2d(2))
+    unit.act.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
+    x = torch.randn(3, 2, 2, 6, 6)
+    y = unit(x)
+    assert seen == [torch.Size([3, 2, 4, 6, 6])] and y.shape == (3, 2, 4, 3, 3)
+    current = torch.stack([unit.bn(unit.conv(x[t])) for t in range(3)])
+    torch.testing.assert_close(y, torch.stack([unit.pool(s) for s in unit.act(current)]))
+
+
+def test_eca_kernel_size_rule():
+    # ECA-Net eq. 12 with gamma = 2, b = 1
+    assert [eca_kernel_size(c) for c in (16, 64, 128, 256, 512)] == [3, 3, 5, 5, 5]
+
+
+def test_eca_matches_hand_computation():
+    eca = ECA(4, kernel_size=3)
+    with torch.no_grad():
+        eca.conv.weight.copy_(torch.tensor([[[0.5, -1.0, 2.0]]]))
+    x = torch.randn(2, 4, 3, 3)
+    p = x.mean(dim=(2, 3))  # [N, C]
+    padded = torch.nn.functional.pad(p, (1, 1))
+    z = 0.5 * padded[:, :-2] - 1.0 * padded[:, 1:-1] + 2.0 * padded[:, 2:]  # cross-correlation over channels
+    torch.testing.assert_close(eca(x), x * torch.sigmoid(z)[:, :, None, None])
+    with pytest.raises(ValueError, match="odd"):
+        ECA(4, kernel_size=2)
+
+
+def test_direct_encoding_repeats_the_image():
+    x = torch.randn(2, 3, 5, 5)
+    seq = encode_input(x, 4, 3)
+    assert seq.shape == (4, 2, 3, 5, 5)
+    assert all(torch.equal(seq[t], x) for t in range(4))
+
+
+def test_event_frames_pass_through_and_are_checked():
+    frames = torch.rand(6, 2, 2, 34, 34)
+    assert encode_input(frames, 4, 2, (34, 34)) is frames  # T comes from the input
+    with pytest.raises(ValueError, match=r"\[T, B, 2, 34, 34\]"):
+        encode_input(torch.rand(6, 2, 2, 32, 32), 4, 2, (34, 34))
+    with pytest.raises(ValueError, match=r"\[B, 2, H, W\]"):
+        encode_input(torch.rand(6, 2, 3, 34, 34), 4, 2)
+    with pytest.raises(ValueError, match="3-D"):
+        encode_input(torch.rand(2, 34, 34), 4, 2)
+
+
+def test_readout_is_a_linear_at_each_step():
+    torch.manual_seed(0)
+    head = Readout(6, 3)
+    x = torch.randn(4, 2, 6)
+    torch.testing.assert_close(head(x), torch.stack([head.fc(x[t]) for t in range(4)]))
+    assert head.hidden is None and head.act is None
+
+    hidden = Readout(6, 3, hidden=5, act_layer=lambda: create_act("lif"))
+    expected = hidden.fc(hidden.act(hidden.hidden(x)))
+    torch.testing.assert_close(hidden(x), expected)
+    with pytest.raises(ValueError, match="act_layer"):
+        Readout(6, 3, hidden=5)
+
+
+def test_qcfs_matches_hand_computation():
+    act = QCFS(levels=4, shift=0.5, threshold_init=2.0)
+    x = torch.tensor([-1.0, 0.2, 0.3, 1.0, 1.9, 2.5], requires_grad=True)
+    y = act(x)
+    # y = 2 * clamp(floor(4 x / 2 + 0.5) / 4, 0, 1)
+    torch.testing.assert_close(y, torch.tensor([0.0, 0.0, 0.5, 1.0, 2.0, 2.0]))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([0.0, 1.0, 1.0, 1.0, 1.0, 0.0]))
+    # dy/dlambda: (y - x) / lambda where 0 <= q <= 1 (bounds included), 1 above, 0 below
+    inside = (torch.tensor([0.0, 0.5, 1.0, 2.0]) - torch.tensor([0.2, 0.3, 1.0, 1.9])) / 2
+    torch.testing.assert_close(act.threshold.grad, inside.sum() + 1.0)
+    # the gradient window is 0 <= q <= 1, bounds included: x in [-lambda/(2L), lambda (1 + 1/(2L)))
+    edges = torch.tensor([-0.3, -0.2, 2.1, 2.3], requires_grad=True)
+    act(edges).sum().backward()
+    torch.testing.assert_close(edges.grad, torch.tensor([0.0, 1.0, 1.0, 0.0]))
+
+
+def test_qcfs_equals_clip_floor_shift_formula():
+    torch.manual_seed(0)
+    act = QCFS(levels=3, shift=0.5, threshold_init=1.7)
+    x = torch.randn(1000) * 2
+    lam, L = 1.7, 3
+    expected = lam * torch.clamp(torch.floor(x * L / lam + 0.5) / L, 0, 1)
+    torch.testing.assert_close(act(x), expected)
+
+
+def test_create_act_builds_neurons_and_ann_activations():
+    qcfs = create_act("qcfs(levels=3)")
+    assert isinstance(qcfs, QCFS) and qcfs.spec() == {"name": "qcfs", "levels": 3, "shift": 0.5, "threshold_init": 8.0}
+    assert create_act(qcfs.spec()).spec() == qcfs.spec()
+    lif = create_act("lif(tau=0.5)", backend="torch")
+    assert isinstance(lif, Neuron) and lif.backend == "torch" and lif.params["tau"] == 0.5
+    assert create_act(lif, v_th=0.3).params["v_th"] == 0.3
+    with pytest.raises(SpecError, match="levels"):
+        create_act("qcfs(levels=0)")
+    with pytest.raises(SpecError, match="shift"):
+        create_act("qcfs(shift=1.0)")
+    with pytest.raises(SpecError, match="unknown"):
+        create_act("relu")
