@@ -213,3 +213,22 @@ def test_unknown_names_fail_clearly(monkeypatch, tmp_path):
         zoo.create_model("spiking_convnet.nope", pretrained=True)
     with pytest.raises(ValueError, match="'spiking_convnet' has no published checkpoint"):
         zoo.create_model("spiking_convnet", pretrained=True)
+
+
+def test_shipped_cards_and_mirror_are_generated_from_the_published_configs():
+    """Every published checkpoint: the mirror's weights match the registry's sha256, and its card and
+    the copy in model_cards/ are exactly what render_card makes of its config (never hand-written)."""
+    from zoo.hub import mirror_root
+
+    root = Path(__file__).resolve().parents[1]
+    entries = registry._pretrained_table().values()
+    if not entries:
+        pytest.skip("no checkpoint is published in zoo/pretrained.json")
+    for entry in entries:
+        folder = mirror_root().joinpath(*entry.hf_hub_id.split("/"))
+        assert sha256_file(folder / WEIGHTS) == entry.sha256, entry.name
+        config = CheckpointConfig.load(folder / CONFIG)
+        assert config.name == entry.name and config.weights_sha256 == entry.sha256
+        card = render_card(config, entry.hf_hub_id)
+        assert (folder / "README.md").read_text() == card, f"{entry.name}: mirror card is stale; run zoo publish"
+        assert (root / "model_cards" / f"{entry.name}.md").read_text() == card, entry.name
