@@ -23,6 +23,7 @@ from .hub import mirror_folder, mirror_root
 from .registry import PRETRAINED_FILE as REGISTRY
 
 CHECKOUT = Path(__file__).resolve().parents[1]
+CARDS_DIR = CHECKOUT / "model_cards"
 DEFAULT_OWNER = "snnzoo"
 
 
@@ -70,15 +71,14 @@ def upload(folder: Path, repo_id: str, token: str, name: str) -> str:
 
 
 def publish(checkpoint: str | Path, repo_id: str | None = None, token: str | None = None,
-            mirror: str | Path | None = None, cards_dir: str | Path | None = None,
+            mirror: str | Path | None = None, cards_dir: str | Path | None = CARDS_DIR,
             registry: str | Path | None = REGISTRY) -> dict[str, str]:
-    """Publish a checkpoint folder; returns its registry entry."""
+    """Publish a checkpoint folder; returns its registry entry. ``cards_dir=None`` writes no card
+    copy and ``registry=None`` records nothing (the Hub repository is still assembled)."""
     checkpoint = Path(checkpoint)
     name = CheckpointConfig.load(checkpoint / CONFIG).name
     repo_id = repo_id or default_repo_id(name)
     mirror = Path(mirror) if mirror is not None else (mirror_root() or CHECKOUT / "hub")
-    if cards_dir is None and (CHECKOUT / "model_cards").is_dir():
-        cards_dir = CHECKOUT / "model_cards"
     folder, config = assemble(checkpoint, repo_id, mirror, Path(cards_dir) if cards_dir else None)
     revision = upload(folder, repo_id, token, name) if token else "main"
     if registry is not None:
@@ -95,7 +95,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--token", default=os.environ.get("HF_TOKEN"), help="Hub token (default $HF_TOKEN); "
                         "without one nothing is uploaded")
     parser.add_argument("--mirror", help="local Hub mirror (default $ZOO_HUB_MIRROR or the checkout's hub/)")
-    parser.add_argument("--cards-dir", help="where the model card copy goes (default the checkout's model_cards/)")
+    parser.add_argument("--cards-dir", default=str(CARDS_DIR), help="where the model card copy goes "
+                        "(default the checkout's model_cards/)")
     parser.set_defaults(run=run)
 
 
