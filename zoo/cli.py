@@ -9,6 +9,7 @@ from . import __version__
 from . import info, publish
 from .evaluation import cli as evaluation_cli
 from .neurons import demo as neuron_demo
+from .train import cli as train_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_parser(commands)
     publish.add_parser(commands)
     evaluation_cli.add_parser(commands)
+    train_cli.add_parser(commands)
     return parser
 
 

@@ -1,0 +1,154 @@
+"""Conversions: QCFS ANN -> IF (soft reset, u0 = V_th/2), QCFS ANN -> multi-bit, noisy T=1 -> T=N.
+
+The IF case is checked against a hand-computed sequence; the multi-bit case against the ANN it
+comes from, exactly, at T = 1; the noise case against the IF semantics of methods.md section 4.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo.convert import ConversionError, convert_module, noisy_to_multistep, qcfs_to_snn, snn_arch
+from zoo.layers import QCFS
+from zoo.neurons import create
+
+
+def ann(levels: int, shift: float, lam: float, weights: list[float]) -> nn.Sequential:
+    """x (one input) -> Linear (weights = the currents z) -> QCFS -> Linear (identity)."""
+    first, second = nn.Linear(1, len(weights), bias=False), nn.Linear(len(weights), len(weights), bias=False)
+    act = QCFS(levels=levels, shift=shift, threshold_init=lam)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor(weights).unsqueeze(1))
+        second.weight.copy_(torch.eye(len(weights)))
+    return nn.Sequential(first, act, second)
+
+
+def run_snn(net: nn.Module, x: torch.Tensor, T: int) -> torch.Tensor:
+    """Constant input at every step, time-first; outputs averaged over T."""
+    with torch.no_grad():
+        return net(x.unsqueeze(0).expand(T, *x.shape)).mean(0)
+
+
+def test_qcfs_to_if_hand_computed():
+    """lambda = 2, L = 4, shift 1/2: QCFS gives 2 * floor(2 z + 1/2) / 4 (clipped to [0, 2]).
+    The IF neuron with V_th = 2, soft reset, u[0] = 1 run for T = L = 4 steps on a constant z:
+      z = 0.3: u = 1.3 1.6 1.9 2.2* -> 1 spike  -> rate * V_th = 0.5 = QCFS
+      z = 0.9: u = 1.9 2.8* 1.7 2.6*          -> 2 spikes -> 1.0
+      z = 1.7: u = 2.7* 2.4* 2.1* 1.8         -> 3 spikes -> 1.5
+      z = 2.5: a spike at every step           -> 4 spikes -> 2.0 (clipped at lambda)
+      z = -0.4: never                          -> 0
+    """
+    net = ann(4, 0.5, 2.0, [0.3, 0.9, 1.7, 2.5, -0.4])
+    x = torch.ones(1, 1)
+    expected = torch.tensor([[0.5, 1.0, 1.5, 2.0, 0.0]])
+    assert torch.allclose(net(x), expected)
+    snn = convert_module(net, "if")
+    neuron = snn[1]
+    assert neuron.spec()["name"] == "noisy_if" and neuron.params["mu"] == 0.5 and neuron.params["sigma"] == 0.0
+    assert not neuron.training  # evaluation mode: IF with soft reset, no noise
+    assert torch.allclose(snn[0].weight, net[0].weight / 2) and torch.allclose(snn[2].weight, net[2].weight * 2)
+    assert torch.allclose(run_snn(snn, x, 4), expected, atol=1e-6)
+    with torch.no_grad():
+        spikes = snn[1](snn[0](x.unsqueeze(0).expand(4, 1, 1)))[:, 0]
+    assert spikes.sum(0).tolist() == [1, 2, 3, 4, 0]
+    assert spikes[:, 0].tolist() == [0, 0, 0, 1] and spikes[:, 1].tolist() == [0, 1, 0, 1]
+
+
+def test_qcfs_to_if_error_shrinks_with_T():
+    """With T != L the rate is a finer quantisation of the same clip: floor(T z / lambda + 1/2) / T
+    * lambda, within lambda / (2T) of clip(z, 0, lambda)."""
+    z = torch.linspace(-0.5, 2.5, 31).tolist()
+    snn = convert_module(ann(4, 0.5, 2.0, z), "if")
+    clipped = torch.tensor(z).clamp(0, 2.0)
+    for T in (8, 32, 128):
+        error = (run_snn(snn, torch.ones(1, 1), T)[0] - clipped).abs().max()
+        assert error <= 2.0 / (2 * T) + 1e-5
+
+
+@pytest.mark.parametrize("m, n", [(2, 0), (1, 1), (2, 1)])
+def test_multibit_at_T1_is_the_clip_floor_ann(m, n):
+    """QCFS with shift 0 and L = 2^(m+n) - 1 levels maps onto an m.n-bit spike exactly at T = 1."""
+    levels = 2 ** (m + n) - 1
+    torch.manual_seed(0)
+    net = ann(levels, 0.0, 1.5, torch.linspace(-1, 2, 41).tolist())
+    x = torch.ones(1, 1)
+    snn = convert_module(net, "multibit", m, n)
+    assert snn[1].spec() == {"name": "multibit", "m": m, "n": n, "v_th": 1.0, "decay": 1.0}
+    torch.testing.assert_close(run_snn(snn, x, 1), net(x), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ConversionError, match="levels"):
+        convert_module(ann(levels + 1, 0.0, 1.5, [1.0]), "multibit", m, n)
+    with pytest.raises(ConversionError, match="shift"):
+        convert_module(ann(levels, 0.5, 1.5, [1.0]), "multibit", m, n)
+
+
+def random_twin(arch: str, **kwargs) -> nn.Module:
+    """A zoo ANN twin with random weights, BN statistics and thresholds, in evaluation mode."""
+    torch.manual_seed(0)
+    twin = zoo.create_model(arch, **kwargs)
+    with torch.no_grad():
+        for module in twin.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.3, 0.3)
+            if isinstance(module, QCFS):
+                module.threshold.uniform_(0.5, 3.0)
+    return twin.eval()
+
+
+def test_convnet_twin_to_multibit_spiking_convnet():
+    """The registered twin becomes the registered SNN (strict load, thresholds folded away); at
+    T = 1 its logits are the twin's."""
+    twin = random_twin("convnet_qcfs", channels=4, neuron="qcfs(levels=3, shift=0.0)")
+    snn = qcfs_to_snn(twin, "convnet_qcfs", "multibit", T=1, m=2, n=0)
+    assert snn_arch("convnet_qcfs") == "spiking_convnet" and snn.T == 1
+    assert snn.arch_kwargs["neuron"]["name"] == "multibit" and snn.arch_kwargs["channels"] == 4
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(snn(x), twin(x), rtol=1e-5, atol=1e-5)
+    rebuilt = zoo.create_model("spiking_convnet", **snn.arch_kwargs)
+    rebuilt.load_state_dict(snn.state_dict())  # what the checkpoint holds rebuilds the SNN
+
+
+def test_vgg_twin_to_if_network():
+    twin = random_twin("vgg11_qcfs", neuron="qcfs(levels=8)", num_classes=4)
+    snn = qcfs_to_snn(twin, "vgg11_qcfs", "if", T=4)
+    assert snn.neuron_spec["name"] == "noisy_if" and snn.neuron_spec["mu"] == 0.5 and snn.T == 4
+    with torch.no_grad():
+        assert snn(torch.randn(1, 3, 32, 32)).shape == (1, 4)
+
+
+def test_residual_networks_are_refused():
+    twin = zoo.create_model("spiking_resnet20", neuron="qcfs", T=1, widths=[4, 8, 8])
+    with pytest.raises(ConversionError, match="residual"):
+        convert_module(twin, "if")
+
+
+def test_noisy_t1_to_tN():
+    """Trained at T = 1 with noise; converted: same weights, T = N, evaluation mode, where each
+    neuron is IF with soft reset and u[0] = mu V_th: for a constant z it fires
+    floor(N z / V_th + mu) times in N steps (z away from the rounding boundaries)."""
+    neuron = create("noisy_if(mu=0.5, sigma=0.3, v_th=1.0)").eval()
+    for z, N in ((0.35, 8), (0.1, 16), (0.72, 5), (1.4, 4)):
+        count = neuron(torch.full((N, 1), z)).sum().item()
+        assert count == min(math.floor(N * z + 0.5), N)
+    torch.manual_seed(0)
+    model = zoo.create_model("spiking_convnet", channels=4, T=1, neuron="noisy_if(sigma=0.3)")
+    x = torch.randn(4, 1, 28, 28)
+    model.train()
+    assert not torch.equal(model(x), model(x))  # noise drawn afresh at every call
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    converted = noisy_to_multistep(model, 8)
+    assert converted is model and model.T == 8 and model.arch_kwargs["T"] == 8 and not model.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))  # no noise at inference
+        assert model.forward_timesteps(x).shape == (8, 4, 10)
+    with pytest.raises(ConversionError, match="noisy_if"):
+        noisy_to_multistep(zoo.create_model("spiking_convnet", channels=4), 4)

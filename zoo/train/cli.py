@@ -1,0 +1,70 @@
+"""``zoo train RECIPE [--set key=value ...] [--resume] [--out DIR]``.
+
+One process: ``zoo train recipes/lif_spiking_convnet_fashion_mnist_t4.yaml``. Several processes
+(DistributedDataParallel; NCCL on GPUs, gloo on CPUs)::
+
+    torchrun --nproc_per_node 4 -m zoo.train recipes/....yaml
+
+``--check`` validates the recipe and builds its model without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .recipe import RecipeError, load_recipe
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("train", help="train a model from a recipe file (recipes/*.yaml)",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    configure(p)
+    p.set_defaults(run=run)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe file (recipes/*.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field by its dotted path, e.g. --set train.epochs=1 (repeatable)")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
+                   help="stop (state saved, resumable) once this many epochs are done")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--backend", default="auto", help="neuron backend: auto, torch, fused, triton (never changes results)")
+    p.add_argument("--data-dir", default=None, help="data root (default: $ZOO_DATA_DIR)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
+    p.add_argument("--check", action="store_true", help="validate the recipe and build its model, then exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+    except RecipeError as error:
+        print(f"zoo train: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        from ..registry import create_model
+
+        model = create_model(recipe.model.arch, **recipe.model.kwargs)
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{args.recipe}: ok, {recipe.name}: {recipe.model.arch} with {params:,} parameters")
+        return 0
+    from .loop import train
+
+    out = Path(args.out) if args.out else Path("runs") / recipe.name
+    folder = train(recipe, out, recipe_file=args.recipe, overrides=args.overrides, resume=args.resume,
+                   stop_after=args.stop_after, device=args.device, backend=args.backend, data_root=args.data_dir,
+                   progress=not args.no_progress)
+    if folder is not None:
+        print(f"checkpoint: {folder}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoo.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    configure(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,80 @@
+"""Per-epoch metrics: a CSV file (always), TensorBoard scalars (when tensorboard is installed),
+and the memory and throughput figures every epoch reports.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` since the epoch began (reset each
+epoch); on the CPU the process's peak resident set size (``ru_maxrss``; a high-water mark over the
+whole process, so it never decreases between epochs).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import write_atomic
+
+COLUMNS = ("epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "epoch_time_s",
+           "eval_time_s", "images_per_s", "peak_memory_mb")
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS
+    return kilobytes / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+class MetricsLog:
+    """``log.csv`` in the run folder, one row per epoch; resuming drops rows after the resumed
+    epoch (an epoch logged but not saved is run again)."""
+
+    def __init__(self, folder: Path, tensorboard: bool) -> None:
+        self.path = folder / "log.csv"
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                pass
+            else:
+                self.writer = SummaryWriter(str(folder / "tensorboard"))
+
+    def start(self, completed_epochs: int) -> None:
+        rows = self.rows()[:completed_epochs]
+        self._write(rows)
+
+    def rows(self) -> list[dict[str, str]]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._write(self.rows() + [row])
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "epoch" and value != "":
+                    self.writer.add_scalar(key, float(value), int(row["epoch"]))
+            self.writer.flush()
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(self.path, buffer.getvalue())
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
