@@ -10,7 +10,9 @@ Writes ``benchmarks/results/neuron_speed_<device>.{csv,md}`` (``..._quick`` with
 
 What is compared (all computing the same forward function; see ``--check`` output in the .md):
 
-* zoo: ``zoo.neurons.create(name, backend=b)`` for b in torch, fused (+ triton on CUDA).
+* zoo: ``zoo.neurons.create(name, backend=b)`` for b in torch, fused (+ triton on CUDA). On the
+  CPU, fused runs its C++/OpenMP kernel (``zoo/neurons/backends/cpu_kernel.cpp``; the header
+  records whether it was built, and the hashes of the sources).
 * SpikingJelly 2.0.0, ``neuron.LIFNode(step_mode='m')``. SJ 2.0 has no ``backend=`` argument
   any more (``TypeError``); the implementation is picked per device: on the CPU it is always the
   Torch reference (``functional.neuron_implementation('lif', cpu)``), on CUDA the registered
@@ -535,20 +537,38 @@ def machine_info(device: torch.device, args) -> list[tuple[str, str]]:
             versions.append(f"{mod} {version(mod)}")
         except Exception:  # noqa: BLE001
             versions.append(f"{mod} not installed")
-    import zoo.neurons.backends.fused as fused_mod
+    from zoo.neurons.backends import cpu_kernel, fused
 
-    fused_src = Path(fused_mod.__file__)
+    backend_files = [Path(fused.__file__), Path(cpu_kernel.__file__), cpu_kernel._SOURCE, Path(__file__)]
+    digests = ", ".join(f"{f.name} {hashlib.sha256(f.read_bytes()).hexdigest()[:12]}" for f in backend_files)
+    dirty = _git("status", "--porcelain", "--", "zoo", "benchmarks/neuron_speed.py")
+    if device.type == "cpu":  # builds the kernel now (once per machine), outside any timing
+        lib = cpu_kernel.library()
+        kernel = (f"C++/OpenMP kernel {Path(lib._name).name}" if lib is not None
+                  else "PyTorch loops (the C++ kernel is disabled or failed to build)")
+    meminfo = {}  # GiB
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, value = line.split(":", 1)
+            if value.strip().endswith(" kB"):
+                meminfo[key] = f"{int(value.split()[0]) / 2**20:.1f} GiB"
+        thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
+    except (OSError, ValueError):
+        thp = "?"
     rows = [
         ("date", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
         ("CPU", f"{cpu}; {os.cpu_count()} logical cores ({usable} usable); "
                 f"torch.get_num_threads() = {torch.get_num_threads()}; "
                 f"ISA {torch.backends.cpu.get_cpu_capability()}"),
+        ("memory", f"{meminfo.get('MemTotal', '?')} total, {meminfo.get('MemAvailable', '?')} available at "
+                   f"start; OS {platform.system()} {platform.release()}; transparent huge pages {thp}"),
         ("load average at start", " ".join(f"{v:.2f}" for v in os.getloadavg())),
         ("software", f"Python {platform.python_version()}, torch {torch.__version__}, " + ", ".join(versions)),
-        ("zoo source", f"{fused_src.parents[3]} @ {_git('rev-parse', '--short', 'HEAD')}"
-                       f"{' (working tree modified)' if _git('status', '--porcelain', '--', 'zoo') else ''}; "
-                       f"fused.py sha256 {hashlib.sha256(fused_src.read_bytes()).hexdigest()[:12]}"),
+        ("zoo source", f"{Path(fused.__file__).parents[3]} @ {_git('rev-parse', '--short', 'HEAD')}"
+                       f"{' (working tree modified)' if dirty else ''}; sha256 {digests}"),
     ]
+    if device.type == "cpu":
+        rows.append(("zoo fused backend on the CPU", kernel))
     if device.type == "cuda":
         rows.append(("GPU", f"{torch.cuda.get_device_name(device)}; peak bandwidth used for the "
                             f"floor: {args.peak_gbps or 'unknown'} GB/s"))
@@ -703,8 +723,8 @@ def write_outputs(results, impls, Ts, device, args, info, check_lines, mem_check
     firsts = [r for r in results if r.first_s is not None]
     if firsts:
         md += ["", "First (warmup) call in seconds, excluded from timing; includes torch.compile for SJ "
-                   "inductor rows and for ours fused where it compiles (zoo's fused uses Inductor above "
-                   "2^20 elements): " +
+                   "inductor rows and, on CUDA, for ours fused (Inductor above 2^20 elements; on the CPU "
+                   "its C++ kernel is built before any timing): " +
                ", ".join(f"{r.impl.label}/{r.impl.neuron} T={r.T}: {r.first_s:.1f}" for r in firsts)]
     mism = [r for r in results if r.mismatch]
     md += ["", "Output check at the benchmark shape (fraction of output elements differing from ours "

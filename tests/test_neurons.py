@@ -375,8 +375,11 @@ def test_record_firing_counts_events_and_values():
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", ["lif", "mlf", "srif", "multibit(m=3, n=2, decay=0.5)"])
 def test_fused_compiled_equals_reference(spec, monkeypatch):
-    """The fused loops compiled by Inductor (used for large tensors) fire exactly as the reference."""
+    """The fused loops compiled by Inductor (the fallback where the CPU kernel is off) fire exactly
+    as the reference."""
     from zoo.neurons.backends import fused
+
+    monkeypatch.setenv("ZOO_CPU_KERNEL", "0")
 
     monkeypatch.setattr(fused, "COMPILE_MIN_ELEMENTS", 0)
     monkeypatch.delenv("ZOO_COMPILE", raising=False)

@@ -1,7 +1,8 @@
 """Backend dispatch. All backends compute the same function; they differ in speed and memory.
 
 - ``torch``: the family's ``reference`` method, the equations step by step under autograd.
-- ``fused``: :mod:`.fused`, one custom autograd function (pure PyTorch, any device).
+- ``fused``: :mod:`.fused`, one custom autograd function, any device: on the CPU a C++/OpenMP
+  kernel (:mod:`.cpu_kernel`, compiled on first use), elsewhere PyTorch loops.
 - ``triton``: :mod:`.triton`, fused forward/backward GPU kernels registered as torch.library ops.
 - ``auto``: ``triton`` for CUDA tensors when Triton imports, else ``fused`` (faster than the
   reference on the CPU; see ``benchmarks/``).

@@ -1,4 +1,4 @@
-"""The ``fused`` backend: one custom autograd function for every neuron family, pure PyTorch.
+"""The ``fused`` backend: one custom autograd function for every neuron family.
 
 Autograd through the reference loop saves several tensors per time step (charge, reset factor,
 spike, surrogate input). This function saves only the pre-spike membrane h ``[T, K, N]`` and
@@ -7,12 +7,17 @@ recurrence of :mod:`zoo.neurons.dynamics`:
 
     dL/dh[t] = A[t] + B[t] * dL/dh[t+1]
 
-Both directions are written once, as loops over time of elementwise operations on ``[K, N]``.
-For large tensors the two loops are compiled by TorchInductor (``torch.compile``) into one
-kernel each that keeps the state in registers and touches every input and output once. On the CPU
-that is a C++/OpenMP loop. Inductor does not contract ``a * b + c`` into a fused multiply-add, so
-the compiled forward fires on exactly the reference's comparisons. Small tensors, machines
-without a working compiler, and ``ZOO_COMPILE=0`` run the same loops eagerly.
+On the CPU both directions run in :mod:`.cpu_kernel`, a C++/OpenMP kernel compiled on first use:
+it streams every array once, in its own storage order, saves h only when a gradient is needed, and
+writes dL/dx over h's memory when the autograd graph is not retained (one level, float32).
+
+Elsewhere (and on the CPU when the kernel is disabled with ``ZOO_CPU_KERNEL=0`` or cannot be
+built) the two directions are the loops below, over time, of elementwise operations on
+``[K, N]``. For large tensors they are compiled by TorchInductor (``torch.compile``) into one
+kernel each that keeps the state in registers and touches every input and output once. Inductor
+does not contract ``a * b + c`` into a fused multiply-add, so the compiled forward fires on exactly
+the reference's comparisons. Small tensors, machines without a working compiler, and
+``ZOO_COMPILE=0`` run the same loops eagerly.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import warnings
 import torch
 
 from ..dynamics import Dynamics
+from . import cpu_kernel
 
 # Below this many elements (T x neurons) compiling does not pay for itself.
 COMPILE_MIN_ELEMENTS = 1 << 20
@@ -81,19 +87,36 @@ def _maybe_compiled(fn, x: torch.Tensor):
     return run
 
 
+def _graph_is_kept() -> bool:
+    """The running backward keeps the autograd graph (``retain_graph`` or ``create_graph``), or
+    this torch cannot tell."""
+    keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return keep_graph is None or keep_graph()
+
+
 class FusedNeuron(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, dyn: Dynamics) -> torch.Tensor:
         shape, dtype = x.shape, x.dtype
+        ctx.dyn, ctx.shape, ctx.dtype = dyn, shape, dtype
+        ctx.kernel = x.device.type == "cpu" and cpu_kernel.supports(dyn, dtype) and cpu_kernel.available()
+        if ctx.kernel:
+            out, h = cpu_kernel.forward(x.detach(), dyn, save_h=ctx.needs_input_grad[0])
+            ctx.layout = (out.shape, out.stride())
+            ctx.save_for_backward(h)
+            return out
         flat = x.detach().reshape(shape[0], -1).to(torch.float32)
         h, out = _maybe_compiled(forward_steps, flat)(flat, dyn)
         ctx.save_for_backward(h)
-        ctx.dyn, ctx.shape, ctx.dtype = dyn, shape, dtype
         return out.to(dtype).reshape(shape)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (h,) = ctx.saved_tensors
+        if ctx.kernel:
+            # h is this function's own buffer, needed again only if the graph is kept
+            donate = not torch.compiler.is_compiling() and not _graph_is_kept()
+            return cpu_kernel.backward(grad_out.detach(), h, ctx.dyn, ctx.layout, donate_h=donate), None
         grad = grad_out.detach().reshape(h.shape[0], -1).to(torch.float32)
         gx = _maybe_compiled(backward_steps, grad)(grad, h, ctx.dyn)
         return gx.to(ctx.dtype).reshape(ctx.shape), None

@@ -1,0 +1,326 @@
+// CPU kernels of the ``fused`` neuron backend; built and called by cpu_kernel.py.
+//
+// They compute the recurrence of zoo/neurons/dynamics.py for every neuron family. Per level k:
+//
+//     h_k[t] = decay * v_k[t-1] + x[t]          (v_k[0] = v_init)
+//     o_k[t] = fire_k(h_k[t]),  v_k[t] = reset(h_k[t], o_k[t]),  out[t] = sum_k o_k[t]
+//
+// forward, optionally saving the pre-spike membrane h [T, K, N] (float32), and backward the linear
+// recurrence (Dynamics.partials gives do/dh and dv/dh, recomputed here from h)
+//
+//     dL/dh_k[t] = dL/dout[t] * do/dh + decay * dv/dh * dL/dh_k[t+1],   dL/dx[t] = sum_k dL/dh_k[t]
+//
+// Layout: x, out, grad and grad_x are [T, N] arrays (time outermost, neurons in storage order, any
+// of float32 / float64 / float16 / bfloat16); the membrane is float32. Neurons are processed in
+// blocks of kBlock: a block runs its whole time loop with its state (v, or dL/dh, of every level)
+// in cache, so every element of every array is read or written exactly once, directly in its own
+// dtype; the blocks are shared among OpenMP threads.
+//
+// Forward spikes are bit-identical to the reference (backend="torch"): every operation is the
+// reference's, in the same order and float32 rounding (h = v * decay + x as two rounded
+// operations, where decay = 1 multiplies exactly; strict comparisons with float32 thresholds; IEEE
+// division in the multi-bit quantiser). This requires building with -ffp-contract=off, so that the
+// compiler contracts no multiply-add into a fused multiply-add. (-fno-trapping-math, which lets it
+// vectorise the selects, changes no value.)
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+extern "C" {
+
+// The dynamics, as cpu_kernel.py's _Params (a ctypes.Structure with the same fields) fills them in.
+struct ZooNeuronParams {
+  std::int32_t fire;          // 0 step, 1 mpr (InfLoR), 2 multibit
+  std::int32_t surrogate;     // fire = step: 0 rectangle, 1 triangle, 2 sigmoid, 3 atan, 4 ste
+  std::int32_t levels;        // K
+  std::int32_t hard_reset;    // fire = step: hard (v = 0) or soft (v = h - V_k) reset
+  std::int32_t detach_reset;  // fire = step: no gradient through the reset
+  std::int32_t mpr;           // fire = mpr: straight-through through phi'(h), else on [0, 1]
+  float decay, v_th, amplitude, v_init;
+  float s_a, s_b;             // surrogate constants, see surrogate()
+  float q_scale, q_top;       // multibit: 2^n and 2^m - 2^-n
+  float ste_top;              // multibit: straight-through window [0, 2^m v_th)
+  float mpr_low, mpr_high;    // mpr: straight-through window (mpr_low, mpr_high], dynamics.MPR_STE_*
+  float mpr_scale;            // mpr: 1.5 / tanh(1.5)
+  const float* thresholds;    // V_k for k < levels
+};
+
+}  // extern "C"
+
+namespace {
+
+using Params = ZooNeuronParams;
+
+constexpr std::int64_t kBlock = 4096;            // neurons per block
+constexpr std::int64_t kParallelMin = 1 << 15;   // fewer elements (T x K x N) run on one thread
+
+enum Fire { kStep = 0, kMpr = 1, kMultibit = 2 };
+enum Surrogate { kRectangle = 0, kTriangle = 1, kSigmoid = 2, kAtan = 3, kSte = 4 };
+enum DType { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
+
+// ---- the neuron, one element at a time -----------------------------------------------------------
+
+// o = fire(h) against threshold vth; v = reset(h, o) (Dynamics.fire_all and Dynamics.reset_step).
+template <int FIRE, bool HARD>
+inline float fire(float h, float vth, const Params& p, float& v) {
+  if constexpr (FIRE == kStep) {
+    const bool fired = h > vth;
+    v = fired ? (HARD ? 0.0f : h - vth) : h;
+    return fired ? p.amplitude : 0.0f;
+  } else if constexpr (FIRE == kMpr) {  // phi(h) > 1/2 exactly when h > 1/2; soft reset by 1
+    const bool fired = h > 0.5f;
+    v = fired ? h - 1.0f : h;
+    return fired ? 1.0f : 0.0f;
+  } else {  // v_th * clip(floor(h / v_th * 2^n) / 2^n, 0, 2^m - 2^-n); soft reset by the output
+    float q = std::floor(h / p.v_th * p.q_scale) / p.q_scale;
+    q = std::min(std::max(q, 0.0f), p.q_top);
+    const float o = q * p.v_th;
+    v = h - o;
+    return o;
+  }
+}
+
+// The surrogate g(z) of dH/dz (surrogate.py), with s_a, s_b set by cpu_kernel.py.
+template <int SURR>
+inline float surrogate(float z, const Params& p) {
+  if constexpr (SURR == kRectangle) {  // s_a = width / 2, s_b = 1 / width
+    return std::fabs(z) < p.s_a ? p.s_b : 0.0f;
+  } else if constexpr (SURR == kTriangle) {  // s_a = 2 / width
+    return std::max(1.0f - std::fabs(z) * p.s_a, 0.0f) * p.s_a;
+  } else if constexpr (SURR == kSigmoid) {  // s_a = alpha
+    const float s = 1.0f / (1.0f + std::exp(-p.s_a * z));
+    return p.s_a * s * (1.0f - s);
+  } else if constexpr (SURR == kAtan) {  // s_a = pi / 2 * alpha, s_b = alpha / 2
+    const float y = p.s_a * z;
+    return p.s_b / (1.0f + y * y);
+  } else {  // ste: s_a = width / 2 (bounds included), s_b = 1 / width
+    return std::fabs(z) <= p.s_a ? p.s_b : 0.0f;
+  }
+}
+
+// InfLoR's d o / d h = 1[0 <= phi(h) <= 1] * phi'(h) on the float32 membrane (dynamics.mpr_ste_grad).
+inline float mpr_ste_grad(float h, const Params& p) {
+  if (!(h > p.mpr_low && h <= p.mpr_high)) return 0.0f;
+  if (h > 0.0f && h < 1.0f) {
+    const float t = std::tanh(3.0f * (h - 0.5f));
+    return p.mpr_scale * (1.0f - t * t);
+  }
+  if (h > 1.0f) return std::pow(h, -2.0f / 3.0f) / 3.0f;
+  if (h < 0.0f) return std::pow(1.0f - h, -2.0f / 3.0f) / 3.0f;
+  return 1.0f;  // phi is the identity at exactly 0 and 1
+}
+
+// (do/dh, dv/dh) at h, dv/dh including the path through o (Dynamics.partials).
+template <int FIRE, int SURR, bool HARD>
+inline void partials(float h, float vth, const Params& p, float& do_dh, float& dv_dh) {
+  if constexpr (FIRE == kStep) {
+    const float g = surrogate<SURR>(h - vth, p);
+    do_dh = g * p.amplitude;
+    if constexpr (HARD) {
+      const float keep = h <= vth ? 1.0f : 0.0f;
+      dv_dh = p.detach_reset ? keep : keep - h * g;
+    } else {
+      dv_dh = p.detach_reset ? 1.0f : 1.0f - g * vth;
+    }
+  } else {
+    float g;
+    if constexpr (FIRE == kMpr) {
+      g = p.mpr ? mpr_ste_grad(h, p) : ((h >= 0.0f) & (h <= 1.0f) ? 1.0f : 0.0f);
+    } else {  // multibit: straight-through on [0, 2^m v_th)
+      g = (h >= 0.0f) & (h < p.ste_top) ? 1.0f : 0.0f;
+    }
+    do_dh = g;
+    dv_dh = 1.0f - g;
+  }
+}
+
+// ---- the two loops --------------------------------------------------------------------------------
+
+struct Job {
+  const void* in;  // forward: x; backward: dL/dout
+  void* out;       // forward: out; backward: dL/dx (may be the same memory as h, see below)
+  float* h;        // [T, K, N]; forward: written unless null; backward: read
+  std::int64_t steps, neurons;
+  const Params* p;
+  int threads;
+};
+
+// out[t] = sum_k o_k[t] is accumulated in float32: in the output row itself when it is float32,
+// else in a row of float32 that is then converted once, as the reference's .to(dtype).
+template <typename scalar_t>
+constexpr bool kAccumulateInPlace = std::is_same_v<scalar_t, float>;
+
+template <typename scalar_t>
+inline float* accumulator(scalar_t* row, std::vector<float>& scratch) {
+  if constexpr (kAccumulateInPlace<scalar_t>) {
+    return row;
+  } else {
+    return scratch.data();
+  }
+}
+
+template <typename scalar_t>
+inline void store(const float* acc, scalar_t* row, std::int64_t m) {
+  if constexpr (!kAccumulateInPlace<scalar_t>) {
+    for (std::int64_t i = 0; i < m; ++i) row[i] = static_cast<scalar_t>(acc[i]);
+  }
+}
+
+template <typename scalar_t, int FIRE, bool HARD>
+void forward_loop(const Job& job) {
+  const std::int64_t T = job.steps, N = job.neurons, K = job.p->levels;
+  const std::int64_t blocks = (N + kBlock - 1) / kBlock;
+#pragma omp parallel num_threads(job.threads) if (job.threads > 1 && T * K * N >= kParallelMin)
+  {
+    const Params p = *job.p;  // each thread's own copy: no store in the loops can alias it
+    std::vector<float> v(K * kBlock);  // membrane of every level
+    std::vector<float> unsaved(kBlock);  // h goes here when it is not saved
+    std::vector<float> scratch(kAccumulateInPlace<scalar_t> ? 0 : kBlock);
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t n0 = b * kBlock, m = std::min(kBlock, N - n0);
+      std::fill(v.begin(), v.end(), p.v_init);
+      for (std::int64_t t = 0; t < T; ++t) {
+        const scalar_t* x = static_cast<const scalar_t*>(job.in) + t * N + n0;
+        scalar_t* out = static_cast<scalar_t*>(job.out) + t * N + n0;
+        float* acc = accumulator(out, scratch);
+        for (std::int64_t k = 0; k < K; ++k) {
+          const float vth = p.thresholds[k];
+          float* vk = v.data() + k * kBlock;
+          float* hk = job.h ? job.h + (t * K + k) * N + n0 : unsaved.data();
+          for (std::int64_t i = 0; i < m; ++i) {
+            const float h = vk[i] * p.decay + static_cast<float>(x[i]);
+            hk[i] = h;
+            const float o = fire<FIRE, HARD>(h, vth, p, vk[i]);
+            acc[i] = k ? acc[i] + o : o;
+          }
+        }
+        store(acc, out, m);
+      }
+    }
+  }
+}
+
+// Every element of dL/dx[t] is written after the elements of h[t] it depends on (same neuron) are
+// read, and no other (t, block) touches either: with one level and float32 gradients, dL/dx may
+// therefore be written over h.
+template <typename scalar_t, int FIRE, int SURR, bool HARD>
+void backward_loop(const Job& job) {
+  const std::int64_t T = job.steps, N = job.neurons, K = job.p->levels;
+  const std::int64_t blocks = (N + kBlock - 1) / kBlock;
+#pragma omp parallel num_threads(job.threads) if (job.threads > 1 && T * K * N >= kParallelMin)
+  {
+    const Params p = *job.p;
+    std::vector<float> gh(K * kBlock);  // dL/dh[t+1] of every level
+    std::vector<float> scratch(kAccumulateInPlace<scalar_t> ? 0 : kBlock);
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t n0 = b * kBlock, m = std::min(kBlock, N - n0);
+      std::fill(gh.begin(), gh.end(), 0.0f);
+      for (std::int64_t t = T - 1; t >= 0; --t) {
+        const scalar_t* go = static_cast<const scalar_t*>(job.in) + t * N + n0;
+        scalar_t* gx = static_cast<scalar_t*>(job.out) + t * N + n0;
+        float* acc = accumulator(gx, scratch);
+        for (std::int64_t k = 0; k < K; ++k) {
+          const float vth = p.thresholds[k];
+          float* ghk = gh.data() + k * kBlock;
+          const float* hk = job.h + (t * K + k) * N + n0;
+          for (std::int64_t i = 0; i < m; ++i) {
+            float do_dh, dv_dh;
+            partials<FIRE, SURR, HARD>(hk[i], vth, p, do_dh, dv_dh);
+            ghk[i] = do_dh * static_cast<float>(go[i]) + dv_dh * p.decay * ghk[i];
+            acc[i] = k ? acc[i] + ghk[i] : ghk[i];
+          }
+        }
+        store(acc, gx, m);
+      }
+    }
+  }
+}
+
+using Loop = void (*)(const Job&);
+
+template <typename scalar_t, int FIRE, int SURR>
+constexpr Loop kBackward[2] = {backward_loop<scalar_t, FIRE, SURR, false>,
+                               backward_loop<scalar_t, FIRE, SURR, true>};
+
+// The loop for the dynamics, on arrays of scalar_t.
+template <typename scalar_t>
+struct Forward {
+  static Loop select(const Params& p) {
+    switch (p.fire) {
+      case kStep:
+        return p.hard_reset ? forward_loop<scalar_t, kStep, true> : forward_loop<scalar_t, kStep, false>;
+      case kMpr: return forward_loop<scalar_t, kMpr, false>;
+      case kMultibit: return forward_loop<scalar_t, kMultibit, false>;
+      default: return nullptr;
+    }
+  }
+};
+
+template <typename scalar_t>
+struct Backward {
+  static Loop select(const Params& p) {
+    const bool hard = p.hard_reset;
+    switch (p.fire) {
+      case kMpr: return backward_loop<scalar_t, kMpr, 0, false>;
+      case kMultibit: return backward_loop<scalar_t, kMultibit, 0, false>;
+      case kStep: break;
+      default: return nullptr;
+    }
+    switch (p.surrogate) {
+      case kRectangle: return kBackward<scalar_t, kStep, kRectangle>[hard];
+      case kTriangle: return kBackward<scalar_t, kStep, kTriangle>[hard];
+      case kSigmoid: return kBackward<scalar_t, kStep, kSigmoid>[hard];
+      case kAtan: return kBackward<scalar_t, kStep, kAtan>[hard];
+      case kSte: return kBackward<scalar_t, kStep, kSte>[hard];
+      default: return nullptr;
+    }
+  }
+};
+
+// Direction::select for the element type of x, out, dL/dout and dL/dx.
+template <template <typename> class Direction>
+Loop select(int dtype, const Params& p) {
+  switch (dtype) {
+    case kFloat32: return Direction<float>::select(p);
+    case kFloat64: return Direction<double>::select(p);
+    case kFloat16: return Direction<c10::Half>::select(p);
+    case kBFloat16: return Direction<c10::BFloat16>::select(p);
+    default: return nullptr;
+  }
+}
+
+int run(Loop loop, const Job& job) {
+  if (loop == nullptr || job.p->levels < 1) return 1;
+  loop(job);
+  return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+// x [T, N] (dtype) -> out [T, N] (dtype); h [T, K, N] float32 is written unless null.
+// Returns 0, or 1 for parameters it does not know.
+int zoo_neuron_forward(const void* x, void* out, float* h, int dtype, std::int64_t steps,
+                       std::int64_t neurons, const ZooNeuronParams* p, int threads) {
+  return run(select<Forward>(dtype, *p), Job{x, out, h, steps, neurons, p, threads});
+}
+
+// dL/dout [T, N] (dtype) and h [T, K, N] -> dL/dx [T, N] (dtype), which may be h's memory when
+// K = 1 and dtype is float32. Returns 0, or 1 for parameters it does not know.
+int zoo_neuron_backward(const void* grad, void* grad_x, const float* h, int dtype,
+                        std::int64_t steps, std::int64_t neurons, const ZooNeuronParams* p,
+                        int threads) {
+  const Job job{grad, grad_x, const_cast<float*>(h), steps, neurons, p, threads};
+  return run(select<Backward>(dtype, *p), job);
+}
+
+}  // extern "C"

@@ -1,0 +1,258 @@
+"""The CPU kernel of the ``fused`` backend: a small C++/OpenMP library, compiled on first use.
+
+``cpu_kernel.cpp`` computes the recurrence of :mod:`zoo.neurons.dynamics` for every neuron family,
+written once and templated on the firing rule and surrogate:
+
+- forward: x ``[T, N]`` -> out ``[T, N]``, and the pre-spike membrane h ``[T, K, N]`` (float32)
+  when a gradient will be needed;
+- backward: dL/dout and h -> dL/dx, the reverse-time recurrence
+  ``dL/dh[t] = dL/dout[t] * do/dh + decay * dv/dh * dL/dh[t+1]`` with the partials recomputed
+  from h.
+
+Neurons are processed in blocks of 4096 that run the whole time loop with their state in cache,
+so every array is streamed through once, in its own storage order (a channels-last activation is
+not copied), any of float32 / float64 / float16 / bfloat16, with the membrane in float32.
+Forward spikes are bit-identical to the reference: same operations, same float32 rounding, built
+with ``-ffp-contract=off`` (no fused multiply-add).
+
+Build: ``$CXX`` (default ``c++``) ``-O3 -fopenmp -shared``, once per machine, into the torch
+extensions cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a name
+that hashes the source, the flags, the compiler and torch's version. ``ZOO_CPU_KERNEL=0``
+disables the kernel; if the build fails the fused backend warns once and runs its PyTorch loops.
+
+The two entry points are ``torch.library`` custom ops, ``zoo::cpu_neuron_forward`` and
+``zoo::cpu_neuron_backward``, with fake (shape-only) implementations, so ``torch.compile`` traces
+through the fused backend with the kernel as an opaque call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..dynamics import MPR_STE_HIGH, MPR_STE_LOW, Dynamics
+
+_SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
+_FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
+_DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+_FIRE = {"step": 0, "mpr": 1, "multibit": 2}
+
+# The parameters, in the order of ZooNeuronParams in cpu_kernel.cpp; the thresholds V_k follow
+# the float fields in the op's ``floats`` argument.
+_INT_FIELDS = ("fire", "surrogate", "levels", "hard_reset", "detach_reset", "mpr")
+_FLOAT_FIELDS = ("decay", "v_th", "amplitude", "v_init", "s_a", "s_b", "q_scale", "q_top", "ste_top",
+                 "mpr_low", "mpr_high", "mpr_scale")
+
+
+class _Params(ctypes.Structure):
+    _fields_ = ([(name, ctypes.c_int32) for name in _INT_FIELDS]
+                + [(name, ctypes.c_float) for name in _FLOAT_FIELDS]
+                + [("thresholds", ctypes.POINTER(ctypes.c_float))])
+
+
+# ---- build and load ------------------------------------------------------------------------------
+_lock = threading.Lock()
+_library_state: ctypes.CDLL | bool | None = None  # None: not tried yet; False: the build failed
+
+
+def _build() -> Path:
+    """Compile cpu_kernel.cpp unless the cache already holds this build; returns the library."""
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set CXX)")
+    flags = list(_FLAGS)
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        flags += ["-mavx2", "-mf16c"]
+    flags.append(f"-I{Path(torch.__file__).parent / 'include'}")  # c10's Half and BFloat16
+    source = _SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, " ".join([compiler, *flags, torch.__version__]).encode()]))
+    cache = os.environ.get("TORCH_EXTENSIONS_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "torch_extensions")
+    path = Path(cache, "zoo_neuron_cpu", f"zoo_neuron_cpu_{key.hexdigest()[:16]}.so")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        done = subprocess.run([compiler, *flags, str(_SOURCE), "-o", str(tmp)], capture_output=True,
+                              text=True, timeout=600)
+        if done.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-800:]}")
+        os.replace(tmp, path)  # atomic: concurrent builds are harmless
+    return path
+
+
+def _load() -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(_build()))
+    for fn in (lib.zoo_neuron_forward, lib.zoo_neuron_backward):
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64,
+                       ctypes.c_int64, ctypes.POINTER(_Params), ctypes.c_int]
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernel library, built on first use; None when ``ZOO_CPU_KERNEL=0`` or when the
+    build failed (which warns once)."""
+    if os.environ.get("ZOO_CPU_KERNEL", "1") == "0":
+        return None
+    return _loaded()
+
+
+def _loaded() -> ctypes.CDLL | None:
+    global _library_state
+    with _lock:
+        if _library_state is None:
+            try:
+                _library_state = _load()
+            except Exception as err:  # no compiler, no OpenMP, read-only cache, ...
+                _library_state = False
+                warnings.warn(f"zoo.neurons: the fused backend's CPU kernel is unavailable ({err}); "
+                              "running its PyTorch loops instead (ZOO_CPU_KERNEL=0 skips the build)")
+    return _library_state or None
+
+
+@torch.compiler.assume_constant_result  # torch.compile: decided (and built) once, at trace time
+def available() -> bool:
+    return library() is not None
+
+
+def supports(dyn: Dynamics, dtype: torch.dtype) -> bool:
+    """The kernel computes these dynamics on this dtype (every zoo neuron, on floating dtypes but
+    the float8 ones)."""
+    if dtype not in _DTYPES or dyn.fire not in _FIRE or dyn.levels < 1:
+        return False
+    return dyn.fire != "step" or (dyn.surrogate is not None and 0 <= dyn.surrogate.kind <= 4)
+
+
+# ---- the parameters ------------------------------------------------------------------------------
+def _pack(dyn: Dynamics) -> tuple[list[int], list[float]]:
+    """The dynamics as the ops' (ints, floats) arguments: the fields of ZooNeuronParams, then the
+    thresholds ``V_k = v_th + k * spacing`` (in double, rounded to float32 on the way to the kernel,
+    as :meth:`Dynamics.thresholds`)."""
+    kind, s_a, s_b = -1, 0.0, 0.0
+    if dyn.fire == "step":
+        kind, p = int(dyn.surrogate.kind), float(dyn.surrogate.param)
+        s_a, s_b = {  # see surrogate() in cpu_kernel.cpp
+            0: (p / 2, 1.0 / p),  # rectangle: half width, height
+            1: (2.0 / p, 0.0),  # triangle
+            2: (p, 0.0),  # sigmoid: alpha
+            3: (math.pi / 2 * p, p / 2),  # atan
+            4: (p / 2, 1.0 / p),  # ste
+        }[kind]
+    scale = float(2**dyn.frac_bits)
+    ints = [_FIRE[dyn.fire], kind, dyn.levels, dyn.reset == "hard", dyn.detach_reset, dyn.mpr]
+    floats = [dyn.decay, dyn.v_th, dyn.amplitude, dyn.v_init, s_a, s_b, scale,
+              float(2**dyn.int_bits) - 1.0 / scale, float(2**dyn.int_bits) * dyn.v_th,
+              MPR_STE_LOW, MPR_STE_HIGH, 1.5 / math.tanh(1.5)]
+    thresholds = [dyn.v_th + k * dyn.level_spacing for k in range(dyn.levels)]
+    return [int(i) for i in ints], [float(f) for f in floats + thresholds]
+
+
+def _kernel(name: str):
+    lib = _loaded()  # (a compiled graph calls the ops without asking available() first)
+    if lib is None:
+        raise RuntimeError("zoo CPU neuron kernel: the library could not be built")
+    return getattr(lib, name)
+
+
+def _call(fn, inp: torch.Tensor, out: torch.Tensor, h: torch.Tensor, ints, floats) -> None:
+    n_float = len(_FLOAT_FIELDS)
+    thresholds = (ctypes.c_float * (len(floats) - n_float))(*floats[n_float:])
+    params = _Params(*ints, *floats[:n_float], thresholds)
+    steps = inp.shape[0]
+    status = fn(inp.data_ptr(), out.data_ptr(), h.data_ptr() or None, _DTYPES[inp.dtype], steps,
+                inp.numel() // steps, ctypes.byref(params), torch.get_num_threads())
+    if status != 0:
+        raise ValueError(f"zoo CPU neuron kernel: unsupported parameters {ints} {floats}")
+
+
+# ---- layout ----------------------------------------------------------------------------------------
+def time_outer_dense(x: torch.Tensor) -> bool:
+    """x is non-overlapping and dense and x[t] is the t-th block of numel/T storage elements (a
+    contiguous tensor, or e.g. a channels-last ``[T*B, C, H, W]`` activation viewed as
+    ``[T, B, C, H, W]``): the kernel then works on x's storage as ``[T, N]``."""
+    if x.dim() == 0 or x.numel() == 0:
+        return False
+    n = x.numel() // x.shape[0]
+    if x.shape[0] > 1 and x.stride(0) != n:
+        return False
+    dims = sorted((st, sz) for st, sz in zip(x.stride()[1:], x.shape[1:]) if sz != 1)
+    expected = 1
+    for st, sz in dims:
+        if st != expected:
+            return False
+        expected *= sz
+    return expected == n
+
+
+def _alloc_forward(x: torch.Tensor, save_h: bool, levels: int):
+    xk = x if time_outer_dense(x) else x.contiguous()
+    steps = x.shape[0]
+    n = x.numel() // steps if steps else 0
+    out = torch.empty_like(xk)  # x's strides
+    h = torch.empty((steps, levels, n) if save_h else (0,), dtype=torch.float32, device=x.device)
+    return xk, out, h
+
+
+# ---- ops -----------------------------------------------------------------------------------------
+@torch.library.custom_op("zoo::cpu_neuron_forward", mutates_args=())
+def _forward_op(x: torch.Tensor, save_h: bool, ints: list[int],
+                floats: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    xk, out, h = _alloc_forward(x, save_h, ints[_INT_FIELDS.index("levels")])
+    if out.numel():
+        _call(_kernel("zoo_neuron_forward"), xk, out, h, ints, floats)
+    return out, h
+
+
+@_forward_op.register_fake
+def _(x, save_h, ints, floats):
+    return _alloc_forward(x, save_h, ints[_INT_FIELDS.index("levels")])[1:]
+
+
+@torch.library.custom_op("zoo::cpu_neuron_backward", mutates_args=("grad_x",))
+def _backward_op(grad: torch.Tensor, h: torch.Tensor, grad_x: torch.Tensor, ints: list[int],
+                 floats: list[float]) -> None:
+    """grad_x = dL/dx from grad = dL/dout; both laid out like the forward's output. grad_x may be
+    h's memory (one level, float32)."""
+    if grad.numel():
+        _call(_kernel("zoo_neuron_backward"), grad, grad_x, h, ints, floats)
+
+
+@_backward_op.register_fake
+def _(grad, h, grad_x, ints, floats):
+    return None
+
+
+def forward(x: torch.Tensor, dyn: Dynamics, save_h: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, h) for x ``[T, ...]``: out in x's dtype, laid out like x when x is
+    :func:`time_outer_dense` (else contiguous); h ``[T, K, N]`` float32, or empty unless save_h."""
+    return torch.ops.zoo.cpu_neuron_forward(x, save_h, *_pack(dyn))
+
+
+def backward(grad: torch.Tensor, h: torch.Tensor, dyn: Dynamics, layout: tuple,
+             donate_h: bool) -> torch.Tensor:
+    """dL/dx from dL/dout and the saved h; ``layout`` = (shape, stride) of the forward's output.
+
+    With ``donate_h`` the caller gives up h: with one level and float32 gradients, dL/dx is then
+    written over h's memory (the kernel reads each element of h before it writes the gradient of
+    the same neuron and step there), which saves allocating, and page-faulting, a ``[T, N]``
+    buffer."""
+    shape, stride = layout
+    h = h.contiguous()  # (it is, unless a saved-tensors hook changed it)
+    if grad.stride() != stride:  # into the forward's storage order
+        grad = torch.empty_strided(shape, stride, dtype=grad.dtype, device=grad.device).copy_(grad)
+    if donate_h and h.shape[1] == 1 and grad.dtype == torch.float32:
+        grad_x = h.as_strided(shape, stride)
+    else:
+        grad_x = torch.empty_strided(shape, stride, dtype=grad.dtype, device=grad.device)
+    torch.ops.zoo.cpu_neuron_backward(grad, h, grad_x, *_pack(dyn))
+    return grad_x
