@@ -9,6 +9,7 @@ Runs use the real recipe files with ``--set`` overrides that shrink them (a conv
 from __future__ import annotations
 
 import csv
+import importlib.util
 import gzip
 import math
 import os
@@ -146,7 +147,10 @@ def test_checkpoint_folder(straight):
     assert model.T == recipe.convert.T and model.neuron_spec["name"] == "noisy_if"
     rows = list(csv.DictReader(open(folder / "train_log.csv")))
     assert len(rows) == 3 and all(float(r["images_per_s"]) > 0 for r in rows)
-    assert any((straight / "tensorboard").iterdir())
+    if importlib.util.find_spec("tensorboard") is not None:  # TensorBoard logging is optional
+        assert any((straight / "tensorboard").iterdir())
+    else:
+        assert not (straight / "tensorboard").exists()
 
 
 def write_nmnist(root: Path) -> None:
