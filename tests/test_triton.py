@@ -24,6 +24,7 @@ pytest.importorskip("triton", reason="triton is not installed: the triton backen
 
 import zoo.neurons as zn  # noqa: E402
 from zoo.neurons.backends import triton as tb  # noqa: E402
+from zoo.neurons.backends.layout import time_outer_dense  # noqa: E402
 
 if torch.cuda.is_available():
     DEVICES = ["cuda"]
@@ -193,12 +194,12 @@ def test_single_step_and_single_neuron(spec, device):
 
 def test_time_outer_dense():
     x = torch.empty(4, 2, 3, 5, 5)
-    assert tb._time_outer_dense(x)
+    assert time_outer_dense(x)
     cl = torch.empty(8, 3, 5, 5).to(memory_format=torch.channels_last).view(4, 2, 3, 5, 5)
-    assert not cl.is_contiguous() and tb._time_outer_dense(cl)
-    assert not tb._time_outer_dense(torch.empty(2, 4, 7).transpose(0, 1))  # dense, time inner
-    assert not tb._time_outer_dense(torch.empty(4, 2, 14)[..., ::2])  # not dense
-    assert tb._time_outer_dense(torch.empty(4, 1, 7)[:, :, :])
+    assert not cl.is_contiguous() and time_outer_dense(cl)
+    assert not time_outer_dense(torch.empty(2, 4, 7).transpose(0, 1))  # dense, time inner
+    assert not time_outer_dense(torch.empty(4, 2, 14)[..., ::2])  # not dense
+    assert time_outer_dense(torch.empty(4, 1, 7)[:, :, :])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -207,7 +208,7 @@ def test_channels_last_no_copy(spec, device):
     tri, ref = make_pair(spec)
     base = make_input(device=device, shape=(2, 3, 4, 5)).view(T * 2, 3, 4, 5)
     x = base.contiguous(memory_format=torch.channels_last).view(T, 2, 3, 4, 5)
-    assert not x.is_contiguous() and tb._time_outer_dense(x)
+    assert not x.is_contiguous() and time_outer_dense(x)
     g = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)).to(device)
     out_r, gx_r = run(ref, x.contiguous(), g)
     # the kernel works on x's storage: the output keeps x's strides
@@ -228,7 +229,7 @@ def test_noncontiguous_inputs_fall_back(device):
     transposed = make_input(device=device, shape=(2, 30)).transpose(0, 1).contiguous().transpose(0, 1)
     strided = make_input(device=device, shape=(2, 60))[..., ::2]
     for x in (transposed, strided):
-        assert not tb._time_outer_dense(x)
+        assert not time_outer_dense(x)
         g = torch.randn(x.shape, generator=torch.Generator().manual_seed(4)).to(device)
         out_t, gx_t = run(tri, x, g)
         out_r, gx_r = run(ref, x, g)

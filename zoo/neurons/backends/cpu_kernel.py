@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 from ..dynamics import MPR_STE_HIGH, MPR_STE_LOW, Dynamics
+from .layout import time_outer_dense
 
 _SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
 _FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
@@ -175,25 +176,7 @@ def _call(fn, inp: torch.Tensor, out: torch.Tensor, h: torch.Tensor, ints, float
         raise ValueError(f"zoo CPU neuron kernel: unsupported parameters {ints} {floats}")
 
 
-# ---- layout ----------------------------------------------------------------------------------------
-def time_outer_dense(x: torch.Tensor) -> bool:
-    """x is non-overlapping and dense and x[t] is the t-th block of numel/T storage elements (a
-    contiguous tensor, or e.g. a channels-last ``[T*B, C, H, W]`` activation viewed as
-    ``[T, B, C, H, W]``): the kernel then works on x's storage as ``[T, N]``."""
-    if x.dim() == 0 or x.numel() == 0:
-        return False
-    n = x.numel() // x.shape[0]
-    if x.shape[0] > 1 and x.stride(0) != n:
-        return False
-    dims = sorted((st, sz) for st, sz in zip(x.stride()[1:], x.shape[1:]) if sz != 1)
-    expected = 1
-    for st, sz in dims:
-        if st != expected:
-            return False
-        expected *= sz
-    return expected == n
-
-
+# ---- buffers ---------------------------------------------------------------------------------------
 def _alloc_forward(x: torch.Tensor, save_h: bool, levels: int):
     xk = x if time_outer_dense(x) else x.contiguous()
     steps = x.shape[0]

@@ -35,6 +35,7 @@ import os
 import torch
 
 from ..dynamics import MPR_STE_HIGH, MPR_STE_LOW, Dynamics
+from .layout import time_outer_dense
 
 try:  # the backend is optional: the module imports without Triton, available() is then False
     import triton
@@ -81,22 +82,6 @@ def _op_params(dyn: Dynamics) -> tuple:
         dyn.reset == "hard", bool(dyn.detach_reset), float(dyn.amplitude), float(dyn.v_init),
         kind, param, bool(dyn.mpr), int(dyn.int_bits), int(dyn.frac_bits),
     )
-
-
-def _time_outer_dense(x: torch.Tensor) -> bool:
-    """x is non-overlapping and dense and x[t] is the t-th block of numel/T storage elements."""
-    if x.dim() == 0 or x.numel() == 0:
-        return False
-    n = x.numel() // x.shape[0]
-    if x.shape[0] > 1 and x.stride(0) != n:
-        return False
-    dims = sorted((st, sz) for st, sz in zip(x.stride()[1:], x.shape[1:]) if sz != 1)
-    expected = 1
-    for st, sz in dims:
-        if st != expected:
-            return False
-        expected *= sz
-    return expected == n
 
 
 def _block(n: int, k_pow2: int, interpret: bool) -> tuple[int, int]:
@@ -279,7 +264,7 @@ def _threshold_values(v_th: float, levels: int, spacing: float) -> tuple:
 
 
 def _alloc_forward(x: torch.Tensor, save_h: bool, levels: int):
-    xk = x if _time_outer_dense(x) else x.contiguous()
+    xk = x if time_outer_dense(x) else x.contiguous()
     steps = x.shape[0]
     n = x.numel() // steps if steps else 0
     out = torch.empty_like(xk)
@@ -316,7 +301,7 @@ def _backward_impl(grad, h, fire, decay, v_th, levels, level_spacing, hard_reset
     gx = torch.empty_like(grad)
     if gx.numel() == 0:
         return gx
-    if not _time_outer_dense(grad):
+    if not time_outer_dense(grad):
         raise ValueError("zoo::neuron_backward: grad must be laid out like the forward output")
     steps = grad.shape[0]
     n = grad.numel() // steps

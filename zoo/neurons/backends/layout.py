@@ -1,0 +1,23 @@
+"""Memory layouts the fused kernels (C++ on the CPU, Triton on the GPU) read in place."""
+
+from __future__ import annotations
+
+import torch
+
+
+def time_outer_dense(x: torch.Tensor) -> bool:
+    """x is non-overlapping and dense and x[t] is the t-th block of numel/T storage elements (a
+    contiguous tensor, or e.g. a channels-last ``[T*B, C, H, W]`` activation viewed as
+    ``[T, B, C, H, W]``): a kernel can then work on x's storage as ``[T, N]`` without a copy."""
+    if x.dim() == 0 or x.numel() == 0:
+        return False
+    n = x.numel() // x.shape[0]
+    if x.shape[0] > 1 and x.stride(0) != n:
+        return False
+    dims = sorted((st, sz) for st, sz in zip(x.stride()[1:], x.shape[1:]) if sz != 1)
+    expected = 1
+    for st, sz in dims:
+        if st != expected:
+            return False
+        expected *= sz
+    return expected == n
