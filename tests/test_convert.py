@@ -49,8 +49,7 @@ def test_qcfs_to_if_hand_computed():
     assert torch.allclose(net(x), expected)
     snn = convert_module(net, "if")
     neuron = snn[1]
-    assert neuron.spec()["name"] == "noisy_if" and neuron.params["mu"] == 0.5 and neuron.params["sigma"] == 0.0
-    assert not neuron.training  # evaluation mode: IF with soft reset, no noise
+    assert neuron.spec()["name"] == "if" and neuron.params["v_init"] == 0.5 and neuron.params["reset"] == "soft"
     assert torch.allclose(snn[0].weight, net[0].weight / 2) and torch.allclose(snn[2].weight, net[2].weight * 2)
     assert torch.allclose(run_snn(snn, x, 4), expected, atol=1e-6)
     with torch.no_grad():
@@ -119,7 +118,7 @@ def test_convnet_twin_to_multibit_spiking_convnet():
 def test_vgg_twin_to_if_network():
     twin = random_twin("vgg11_qcfs", neuron="qcfs(levels=8)", num_classes=4)
     snn = qcfs_to_snn(twin, "vgg11_qcfs", "if", T=4)
-    assert snn.neuron_spec["name"] == "noisy_if" and snn.neuron_spec["mu"] == 0.5 and snn.T == 4
+    assert snn.neuron_spec["name"] == "if" and snn.neuron_spec["v_init"] == 0.5 and snn.T == 4
     with torch.no_grad():
         assert snn(torch.randn(1, 3, 32, 32)).shape == (1, 4)
 

@@ -80,6 +80,15 @@ def test_if_integrates_without_leak(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_if_starts_from_v_init(backend):
+    # V_th=1, soft reset, u[0] = 0.5 (QCFS conversion): u = 0.875, 1.25 (fire) -> 0.625, 1.0 (not > 1),
+    # 1.375 (fire) -> 0.75
+    x = seq([0.375] * 5, 2)
+    out = run("if(v_th=1.0, v_init=0.5)", x, backend)
+    assert out[:, 0, 0].tolist() == [0, 1, 0, 0, 1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_mlf_three_levels_with_reset(backend):
     # K=3, V = 0.6 / 1.6 / 2.6, tau = 0.25, every level fed the same x:
     # t1 u=(3,3,3) -> all fire: 3

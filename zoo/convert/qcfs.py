@@ -23,8 +23,7 @@ conv/linear when there is no BN) is divided by theta, the neuron runs with ``V_t
 next conv/linear is multiplied by theta. Average pooling and flattening between them are linear,
 so the network computes the same function (up to float rounding). Folding needs a feedforward
 graph in which module registration order is execution order (the zoo's VGGs and convnets);
-residual networks are refused. The IF neuron with ``u[0] = phi V_th`` is the ``noisy_if`` neuron
-in evaluation mode with ``sigma = 0`` (methods.md section 4 defines that mode as exactly this IF).
+residual networks are refused. The IF neuron is the zoo's ``if`` neuron with ``v_init = phi``.
 """
 
 from __future__ import annotations
@@ -58,7 +57,7 @@ def snn_arch(ann_arch: str) -> str:
 
 def if_neuron_spec(shift: float) -> dict[str, Any]:
     """IF, soft reset, V_th = 1, ``u[0] = shift`` (the folded form of ``u[0] = phi * lambda``)."""
-    return {"name": "noisy_if", "mu": shift, "sigma": 0.0, "noise": "gaussian", "v_th": 1.0, "surrogate": dict(RECTANGLE)}
+    return {"name": "if", "v_th": 1.0, "reset": "soft", "surrogate": dict(RECTANGLE), "detach_reset": False, "v_init": shift}
 
 
 def multibit_neuron_spec(m: int, n: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Wu et al., "Spatio-temporal backpropagation for training high-performance SNNs", 2018, as used by
 STBP-tdBN (Zheng et al., AAAI 2021) and methods.md section 0:
 
-    u[t] = tau * u[t-1] * (1 - o[t-1]) + x[t]      (hard reset to 0; u[0] = 0)
+    u[t] = tau * u[t-1] * (1 - o[t-1]) + x[t]      (hard reset to 0; u[0] = 0, IF: u[0] = v_init)
     u[t] = tau * (u[t-1] - V_th * o[t-1]) + x[t]   (soft reset: subtract the threshold)
     o[t] = H(u[t] - V_th)                           (strict: fires when u > V_th)
 
@@ -46,11 +46,15 @@ class LIF(Neuron):
     def tau(self) -> float:
         return self.params.get("tau", 1.0)
 
+    @property
+    def v_init(self) -> float:
+        return self.params.get("v_init", 0.0)
+
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         tau, v_th, sg = self.tau, self.params["v_th"], self.params["surrogate"]
         hard = self.params["reset"] == "hard"
         x32 = x.float()
-        u = torch.zeros_like(x32[0])
+        u = torch.full_like(x32[0], self.v_init)
         o = torch.zeros_like(x32[0])
         out = []
         for t in range(x.shape[0]):
@@ -68,12 +72,15 @@ class LIF(Neuron):
             reset=self.params["reset"],
             detach_reset=self.params["detach_reset"],
             surrogate=self.params["surrogate"],
+            v_init=self.v_init,
         )
 
 
 class IF(LIF):
     """Integrate-and-fire: LIF without leak (tau = 1). Defaults follow ANN->SNN conversion
-    practice (V_th = 1, soft reset), where IF neurons are used most."""
+    practice (V_th = 1, soft reset), where IF neurons are used most. ``v_init`` is the initial
+    membrane potential u[0]; conversion from QCFS sets it to V_th / 2 (Bu et al., ICLR 2022,
+    Theorem 2)."""
 
     name = "if"
-    defaults = {"v_th": 1.0, "reset": "soft", "surrogate": RECTANGLE, "detach_reset": False}
+    defaults = {"v_th": 1.0, "reset": "soft", "surrogate": RECTANGLE, "detach_reset": False, "v_init": 0.0}
