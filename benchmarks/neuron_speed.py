@@ -62,7 +62,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -71,6 +70,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
+from zoo.checkpoint import write_atomic
 
 try:
     from tqdm import tqdm
@@ -303,7 +304,7 @@ def fwd_bwd(run: Runner, x: torch.Tensor, grad: torch.Tensor, device: torch.devi
     return out, t1 - t0, t2 - t0, u1 - u0, s1 - s0
 
 
-def _profiler_peak(fn: Callable[[], None]) -> float:
+def cpu_peak_bytes(fn: Callable[[], None]) -> float:
     """Peak bytes allocated on the CPU above the state at entry, from torch.profiler memory events."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -331,7 +332,7 @@ def verify_cpu_peak_method() -> str:
         c = torch.ones(30 * 2**18)
         del b, c
 
-    got = _profiler_peak(pattern) / 2**20
+    got = cpu_peak_bytes(pattern) / 2**20
     ok = abs(got - 150.0) < 0.5
     return f"{'OK' if ok else 'FAILED'} (known pattern peak 150 MiB, measured {got:.1f} MiB)"
 
@@ -346,7 +347,7 @@ def peak_memory(run: Runner, x: torch.Tensor, grad: torch.Tensor, device: torch.
         torch.cuda.reset_peak_memory_stats(device)
         fwd_bwd(run, x, grad, device)
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    return _profiler_peak(lambda: fwd_bwd(run, x, grad, device)) / 2**20
+    return cpu_peak_bytes(lambda: fwd_bwd(run, x, grad, device)) / 2**20
 
 
 def ideal_bytes(x: torch.Tensor, levels: int = 1) -> int:
@@ -654,22 +655,6 @@ def pivot(results: list[Result], Ts: list[int], attr: str, nd: int, small: bool 
                 cells.append(_fmt(v, nd if v is None or abs(v) >= 10 or not small else 2))
         out.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
     return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_outputs(results, impls, Ts, device, args, info, check_lines, mem_check, elapsed) -> str:
