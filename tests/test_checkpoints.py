@@ -155,6 +155,15 @@ def test_publish_without_token_assembles_mirror_card_and_registry(checkpoint, tm
                          "sha256": sha256_file(folder / WEIGHTS)}]
 
 
+def test_publish_carries_the_training_log(checkpoint, tmp_path):
+    _, folder = checkpoint
+    (folder / "train_log.csv").write_text("epoch,test_top1\n1,50.0\n")
+    entry = publish(folder, mirror=tmp_path / "mirror", cards_dir=None, registry=None)
+    repo = Path(entry["folder"])
+    assert sorted(p.name for p in repo.iterdir()) == ["README.md", "config.json", "model.safetensors", "train_log.csv"]
+    assert (repo / "train_log.csv").read_text() == "epoch,test_top1\n1,50.0\n"
+
+
 def test_publish_with_token_uploads_through_huggingface_hub(checkpoint, tmp_path, monkeypatch):
     import huggingface_hub
 
@@ -180,7 +189,7 @@ def test_publish_with_token_uploads_through_huggingface_hub(checkpoint, tmp_path
     assert entry["revision"] == "a" * 40
     assert calls == [("token", "hf_x"), ("create_repo", "me/model", "model", True),
                      ("upload_folder", ["README.md", "config.json", "model.safetensors"], "me/model",
-                      ["README.md", "config.json", "model.safetensors"])]
+                      ["README.md", "config.json", "model.safetensors", "train_log.csv"])]
     assert json.loads(registry_file.read_text())["checkpoints"][0]["revision"] == "a" * 40
 
 

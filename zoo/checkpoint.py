@@ -26,6 +26,7 @@ from .registry import build_architecture
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
+TRAIN_LOG = "train_log.csv"  # per-epoch log that zoo train leaves in the checkpoint folder
 
 
 class CheckpointError(ValueError):

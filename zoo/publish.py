@@ -1,8 +1,8 @@
 """``zoo publish``: assemble a checkpoint's Hub repository and upload it.
 
 The repository is the checkpoint folder as the Hub serves it: ``model.safetensors``,
-``config.json`` and ``README.md``, the model card generated from the config and its recorded
-evaluations. Publishing writes it into the local Hub mirror, writes the same card into
+``config.json``, ``README.md`` (the model card generated from the config and its recorded
+evaluations) and, for checkpoints made by ``zoo train``, ``train_log.csv`` (the per-epoch log). Publishing writes it into the local Hub mirror, writes the same card into
 ``model_cards/`` and records the checkpoint (Hub id, revision, sha256) in ``zoo/pretrained.json``.
 With a token (``--token`` or ``HF_TOKEN``) it uploads the folder with ``huggingface_hub`` and pins
 the commit it created; without one it says what it would upload.
@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from .cards import render_card
-from .checkpoint import CARD, CONFIG, WEIGHTS, sha256_file, verify_sha256, write_atomic
+from .checkpoint import CARD, CONFIG, TRAIN_LOG, WEIGHTS, sha256_file, verify_sha256, write_atomic
 from .config import CheckpointConfig
 from .hub import mirror_folder, mirror_root
 from .registry import PRETRAINED_FILE as REGISTRY
@@ -45,6 +45,8 @@ def assemble(checkpoint: Path, repo_id: str, mirror: Path, cards_dir: Path | Non
         os.replace(tmp, target / WEIGHTS)
     write_atomic(target / CONFIG, config.dumps())
     write_atomic(target / CARD, card)
+    if (checkpoint / TRAIN_LOG).is_file() and checkpoint.resolve() != target.resolve():
+        write_atomic(target / TRAIN_LOG, (checkpoint / TRAIN_LOG).read_bytes())
     if cards_dir is not None:
         write_atomic(cards_dir / f"{config.name}.md", card)
     return target, config
@@ -66,7 +68,7 @@ def upload(folder: Path, repo_id: str, token: str, name: str) -> str:
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", exist_ok=True)
     commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                               allow_patterns=[WEIGHTS, CONFIG, CARD], commit_message=f"snnzoo: publish {name}")
+                               allow_patterns=[WEIGHTS, CONFIG, CARD, TRAIN_LOG], commit_message=f"snnzoo: publish {name}")
     return commit.oid
 
 
