@@ -146,6 +146,20 @@ def test_t_sweep_gives_one_record_per_T(probe, tmp_path):
     assert " --T 1,2,4 " in sweep[0]["command"] and " --limit 10" in sweep[0]["command"]
 
 
+def test_published_weights_are_named_as_published(probe, tmp_path, monkeypatch):
+    """A folder holding the published weights gets a reproduce command a reader can run."""
+    sha = CheckpointConfig.load(probe[0] / "config.json").weights_sha256
+    table = tmp_path / "pretrained.json"
+    entry = {"name": NAME, "hf_hub_id": f"snnzoo/{NAME}", "revision": "main", "sha256": sha}
+    table.write_text(json.dumps({"format_version": 1, "checkpoints": [entry]}))
+    monkeypatch.setattr(registry, "PRETRAINED_FILE", table)
+    [record] = run(probe, tmp_path / "published")
+    assert record["command"].startswith(f"zoo eval {NAME} --dataset mnist")
+    table.write_text(json.dumps({"format_version": 1, "checkpoints": [{**entry, "sha256": "0" * 64}]}))
+    [record] = run(probe, tmp_path / "other weights")
+    assert record["command"].startswith(f"zoo eval {probe[0]} --dataset mnist")
+
+
 def test_event_frames_are_time_first_events():
     # Three samples of T = 2 frames: sample i holds 2 events at pixel i in frame 0 and none in
     # frame 1. Neuron i fires at t = 0 only (current 2 > 0.5; hard reset, then no current).

@@ -39,6 +39,7 @@ from zoo.config import CheckpointConfig
 from zoo.hub import resolve_checkpoint
 from zoo.neurons import record_firing
 from zoo.neurons import spec as specs
+from zoo.registry import pretrained_entry
 
 from . import counters, energy, firing, records
 
@@ -191,7 +192,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
     dataset = (dataset or config.dataset["name"]).replace("-", "_").lower()
     Ts = list(dict.fromkeys(Ts or [config.T]))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    command = _command(checkpoint, dataset, split, Ts, batch_size, limit, seed)
+    command = _command(_public_name(checkpoint, config), dataset, split, Ts, batch_size, limit, seed)
     frames = config.input.encoding == "frames"
     params = dict(config.recipe.get("data", {}).get("params", {}))
     transform = _normalizer(config, device)
@@ -246,6 +247,16 @@ def _neuron(config: CheckpointConfig) -> str:
 
 def _neuron_name(config: CheckpointConfig) -> str:
     return specs.parse(config.arch_kwargs["neuron"])["name"]
+
+
+def _public_name(checkpoint: str, config: CheckpointConfig) -> str:
+    """How a reader names these weights: the published ``arch.tag`` when the folder holds the
+    published checkpoint (same sha256), so that cards never show a local path; else the folder."""
+    try:
+        published = pretrained_entry(config.name).sha256 == config.weights_sha256
+    except ValueError:
+        published = False
+    return config.name if published else checkpoint
 
 
 def _command(checkpoint: str, dataset: str, split: str, Ts: list[int], batch_size: int, limit: int | None,
