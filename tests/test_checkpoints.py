@@ -135,6 +135,27 @@ def test_card_front_matter_is_valid_hub_metadata(checkpoint):
     assert f"zoo eval {NAME} --dataset fashion_mnist" in body
 
 
+def test_card_says_how_the_weights_were_made_and_what_training_cost():
+    config = make_config()
+    config.arch_kwargs = {"T": 4, "neuron": {"name": "lif"}}
+    assert "SNN-trained: backpropagation through time" in render_card(config, "x/y")
+    assert "## Training (measured)" not in render_card(config, "x/y")  # no training metrics recorded
+    config.recipe = {"model": {"arch": "convnet_qcfs"}, "convert": {"kind": "qcfs_to_multibit", "T": 1}}
+    config.metrics["train"] = {
+        "epochs": 4, "device": "cpu (x86_64, 1 threads)", "processes": 1, "precision": "fp32", "train_time_s": 450.0,
+        "wall_time_s": 510.0, "images_per_s": 533.3, "peak_memory_mb": 301.2, "test_top1": 88.5, "test_samples": 10000,
+        "conversion": {"kind": "qcfs_to_multibit", "source_T": 1, "source_top1": 88.5,
+                       "accuracy_vs_T": {"1": 88.5, "2": 88.75}}}
+    card = render_card(config, "x/y")
+    assert "ANN->SNN conversion: the ANN twin `convnet_qcfs`" in card and "SNN-trained" not in card
+    assert ("4 epochs on cpu (x86_64, 1 threads) (1 process, fp32): 7.5 min of training steps (8.5 min with "
+            "the per-epoch evaluations), 533 images/s, peak memory 301 MB; test top-1 at the end of training "
+            "88.50 % on 10,000 samples.") in card
+    assert "| T | 1 | 2 |\n|---|---|---|\n| top-1 % | 88.50 | 88.75 |" in card
+    config.recipe = {"convert": {"kind": "noisy_t1_to_tn", "T": 4}}
+    assert "trained at T=1 with noisy IF neurons and run here at T=4" in render_card(config, "x/y")
+
+
 def test_card_says_when_a_neuron_is_our_interpretation(tmp_path):
     config = make_config()
     config.arch_kwargs = {"T": 1, "neuron": {"name": "noisy_if"}}

@@ -49,9 +49,9 @@ def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
         f"# {config.name}",
         "",
         f"A spiking neural network from [snnzoo](https://github.com/snnzoo/snnzoo): `{config.architecture}` with "
-        f"`{neuron_name}` neurons at T={config.T}, trained on {title} by the recipe below. The weights are "
-        "SNN-trained (never ANN weights in disguise). Every number on this card was measured by snnzoo's "
-        "evaluation harness on these weights; the commands to reproduce them are below.",
+        f"`{neuron_name}` neurons at T={config.T}, trained on {title} by the recipe below. {_provenance(config)} "
+        "Every number on this card was measured by snnzoo's evaluation harness on these weights; the commands "
+        "to reproduce them are below.",
         "",
         *([f"> **Interpretation.** {INTERPRETATIONS[neuron_name]}", ""] if neuron_name in INTERPRETATIONS else []),
         "## Use",
@@ -85,6 +85,7 @@ def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
         "(Horowitz 2014); the first layer's analog input is counted as MACs, every other synaptic layer "
         "as ACs = the exact number of (non-zero input, synapse) pairs (`zoo/evaluation/counters.py`).",
         "",
+        *_training(config),
         "## Training recipe",
         "",
         "```json",
@@ -120,6 +121,48 @@ def _front_matter(config: CheckpointConfig, hf_hub_id: str, neuron_name: str, ti
     return "\n".join(lines)
 
 
+def _provenance(config: CheckpointConfig) -> str:
+    """How the weights came to be: BPTT, ANN->SNN conversion or T=1 -> T=N (``recipe.convert``)."""
+    convert = config.recipe.get("convert") or {}
+    kind = convert.get("kind")
+    if kind in ("qcfs_to_if", "qcfs_to_multibit"):
+        target = "an IF neuron with soft reset and u[0] = V_th/2" if kind == "qcfs_to_if" else "a multi-bit spiking neuron"
+        source = config.recipe.get("model", {}).get("arch", "its ANN twin")
+        return (f"The weights come from ANN->SNN conversion: the ANN twin `{source}` with quantised clip-floor "
+                f"(QCFS) activations was trained, then each activation became {target}, its threshold folded "
+                "into the weights (`zoo/convert/qcfs.py`).")
+    if kind == "noisy_t1_to_tn":
+        return (f"The weights were trained at T=1 with noisy IF neurons and run here at T={config.T} as IF "
+                "neurons (`zoo/convert/noise.py`).")
+    return "The weights are SNN-trained: backpropagation through time with surrogate gradients."
+
+
+def _training(config: CheckpointConfig) -> list[str]:
+    """The measured cost of the training run and, for converted networks, accuracy against T."""
+    train = config.metrics.get("train")
+    if not train:
+        return []
+    lines = [
+        "## Training (measured)",
+        "",
+        f"{train['epochs']} epochs on {train['device']} ({train['processes']} "
+        f"process{'es' if train['processes'] > 1 else ''}, {train['precision']}): "
+        f"{train['train_time_s'] / 60:.1f} min of training steps ({train['wall_time_s'] / 60:.1f} min with the "
+        f"per-epoch evaluations), {train['images_per_s']:.0f} images/s, peak memory {train['peak_memory_mb']:.0f} MB; "
+        f"test top-1 at the end of training {train['test_top1']:.2f} % on {train['test_samples']:,} samples. "
+        "The per-epoch log is `train_log.csv` in the Hub repository.",
+        "",
+    ]
+    conversion = train.get("conversion")
+    if conversion:
+        sweep = conversion["accuracy_vs_T"]
+        lines += [f"Conversion (`{conversion['kind']}`): the trained network reached {conversion['source_top1']:.2f} % "
+                  f"at T={conversion['source_T']}; the converted network, against T:", "",
+                  "| T | " + " | ".join(sweep) + " |", "|---|" + "---|" * len(sweep),
+                  "| top-1 % | " + " | ".join(f"{v:.2f}" for v in sweep.values()) + " |", ""]
+    return lines
+
+
 def _describe_input(config: CheckpointConfig) -> str:
     size = "x".join(map(str, config.input.size))
     if config.input.encoding == "direct":
@@ -129,7 +172,7 @@ def _describe_input(config: CheckpointConfig) -> str:
 
 
 RESULT_COLUMNS = (
-    ("T", "T", "{}"), ("split", "split", "{}"), ("top1", "top-1 %", "{:.2f}"), ("top5", "top-5 %", "{:.2f}"),
+    ("T", "T", "{}"), ("split", "split", "{}"), ("samples", "samples", "{:,}"), ("top1", "top-1 %", "{:.2f}"), ("top5", "top-5 %", "{:.2f}"),
     ("firing_rate", "firing rate", "{:.4f}"), ("sops_per_sample", "SOPs / sample", "{:.3g}"),
     ("energy_uj_per_sample", "energy µJ / sample", "{:.3g}"), ("latency_ms", "latency ms / batch", "{:.1f}"),
     ("device", "device", "{}"),

@@ -25,6 +25,7 @@ from .registry import PRETRAINED_FILE as REGISTRY
 CHECKOUT = Path(__file__).resolve().parents[1]
 CARDS_DIR = CHECKOUT / "model_cards"
 DEFAULT_OWNER = "snnzoo"
+REPOSITORY_FILES = (WEIGHTS, CONFIG, CARD, TRAIN_LOG)
 
 
 def default_repo_id(name: str) -> str:
@@ -68,7 +69,7 @@ def upload(folder: Path, repo_id: str, token: str, name: str) -> str:
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", exist_ok=True)
     commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                               allow_patterns=[WEIGHTS, CONFIG, CARD, TRAIN_LOG], commit_message=f"snnzoo: publish {name}")
+                               allow_patterns=list(REPOSITORY_FILES), commit_message=f"snnzoo: publish {name}")
     return commit.oid
 
 
@@ -106,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     entry = publish(args.checkpoint, args.repo_id, args.token, args.mirror, args.cards_dir)
     folder = Path(entry["folder"])
     print(f"{entry['name']}: repository assembled in {folder}")
-    for filename in (WEIGHTS, CONFIG, CARD):
+    for filename in REPOSITORY_FILES:
         path = folder / filename
+        if not path.exists():
+            continue
         print(f"  {filename:<18} {path.stat().st_size:>12,d} bytes  sha256 {sha256_file(path)}")
     if args.token:
         print(f"uploaded to https://huggingface.co/{entry['hf_hub_id']} at revision {entry['revision']}")
