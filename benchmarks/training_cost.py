@@ -2,18 +2,24 @@
 """Training cost of the zoo's recipes side by side: time per optimizer step and peak memory, in
 one process, on the same batch, with the recipes' own models, optimizers and losses.
 
-    python benchmarks/training_cost.py                     # the six equal-budget Fashion-MNIST recipes
+    python benchmarks/training_cost.py                     # the equal-budget Fashion-MNIST recipes
     python benchmarks/training_cost.py --threads 2 --repeats 7
     python benchmarks/training_cost.py recipes/a.yaml recipes/b.yaml --reference recipes/a.yaml
 
 It answers the cost question of the noise paper (Jiang & Zhang 2023, methods.md section 4): how
 much less does training at T = 1 cost than BPTT at T = 4 for the same network and epochs (the
-paper claims 65-75 % less). The ``vs reference`` column is ``1 - time / reference time`` per
-step (= per epoch: every recipe here has the same batch size and data set size).
+paper claims 65-75 % less). The ``vs_reference_pct`` column is ``1 - time / reference time`` per
+optimizer step, training steps only: the recipes share batch size and data, so it is also the
+saving on the training steps of an epoch, while per-epoch evaluation, augmentation and the
+one-off conversion sweeps are not counted (the cards' "Training (measured)" sections have the
+whole runs' wall time).
 
 Method: each recipe's model (``recipe.model``), optimizer (``recipe.train.optimizer``) and loss
-(``recipe.train.loss``) are built as ``zoo train`` builds them, fed one fixed batch of
-``recipe.train.batch_size`` random images of the recipe's input size. The recipes take turns
+(``recipe.train.loss``) are built as ``zoo train`` builds them and run under its determinism
+setting and precision, fed the same fixed batch of ``recipe.train.batch_size`` random images of
+the recipe's input size (static-image recipes without accumulation, clipping, channels-last,
+compile or fp16; others are refused rather than timed differently from ``zoo train``). Recipe
+paths are relative to the working directory: run it from the repository root. The recipes take turns
 (round robin, ``--repeats`` rounds of ``--steps`` optimizer steps after ``--warmup`` untimed
 steps each), so a change in machine load hits every row alike; the median round is reported.
 Peak memory of one step above what existed before it: CPU from torch.profiler memory events
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import shlex
 import statistics
 import sys
 import time
@@ -39,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.neuron_speed import cpu_peak_bytes  # noqa: E402
 from zoo.checkpoint import write_atomic  # noqa: E402
 from zoo.registry import create_model  # noqa: E402
-from zoo.train.loop import PerStepLogits  # noqa: E402
+from zoo.train.evaluate import autocast  # noqa: E402
+from zoo.train.loop import PerStepLogits, determinism  # noqa: E402
 from zoo.train.losses import loss_fn  # noqa: E402
 from zoo.train.optim import build_optimizer  # noqa: E402
 from zoo.train.recipe import Recipe, load_recipe  # noqa: E402
@@ -50,6 +58,7 @@ EQUAL_BUDGET = [
     "recipes/inflor_spiking_convnet_fashion_mnist_t4_c32.yaml",
     "recipes/multibit_spiking_convnet_fashion_mnist_t4_c32.yaml",
     "recipes/multibit_converted_convnet_qcfs_fashion_mnist_t1_c32.yaml",
+    "recipes/if_converted_convnet_qcfs_fashion_mnist_t4_c32.yaml",
     "recipes/noise_spiking_convnet_fashion_mnist_t1_c32.yaml",
 ]
 
@@ -58,22 +67,29 @@ class Run:
     """One recipe's training step on a fixed batch."""
 
     def __init__(self, path: str, device: torch.device, seed: int) -> None:
-        self.path = path
-        self.recipe: Recipe = load_recipe(ROOT / path)
+        self.path, self.device = path, device
+        self.recipe: Recipe = load_recipe(path)
+        cfg = self.recipe.train
+        if self.recipe.data.pipeline != "device" or cfg.accumulation != 1 or cfg.grad_clip is not None \
+                or cfg.channels_last or cfg.compile or cfg.precision == "fp16":
+            raise SystemExit(f"{path}: only static-image recipes without accumulation, grad_clip, channels_last, "
+                             "compile or fp16 are timed here")
         torch.manual_seed(seed)
         self.model = create_model(self.recipe.model.arch, **self.recipe.model.kwargs).to(device)
         self.net = PerStepLogits(self.model).train()
-        self.optimizer = build_optimizer(self.model.parameters(), self.recipe.train.optimizer)
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.optimizer)
+        batch = torch.Generator().manual_seed(seed)  # the same batch for every recipe of one input size
         c, h, w = self.model.default_input_size
-        batch = self.recipe.train.batch_size
-        self.x = torch.rand(batch, c, h, w, device=device)
-        self.y = torch.randint(0, self.model.num_classes, (batch,), device=device)
+        self.x = torch.rand(cfg.batch_size, c, h, w, generator=batch).to(device)
+        self.y = torch.randint(0, self.model.num_classes, (cfg.batch_size,), generator=batch).to(device)
         self.times: list[float] = []
 
     def step(self) -> None:
         cfg = self.recipe.train
         self.optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(cfg.loss, self.net(self.x), self.y, cfg.label_smoothing)
+        with determinism(self.recipe.deterministic, self.device), autocast(self.device, cfg.precision):
+            logits = self.net(self.x)
+        loss = loss_fn(cfg.loss, logits, self.y, cfg.label_smoothing)
         loss.backward()
         self.optimizer.step()
 
@@ -88,6 +104,8 @@ class Run:
         return (time.perf_counter() - begin) / steps
 
     def peak_memory_mb(self, device: torch.device) -> float:
+        """Peak above the model, its optimizer state and the input (gradients freed first)."""
+        self.optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
             before = torch.cuda.memory_allocated(device)
@@ -143,15 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / f"training_cost_{where}.csv", buf.getvalue().encode())
+    write_atomic(args.out / f"training_cost_{where}.csv", buf.getvalue())
     cols = list(rows[0])
-    md = [f"# Training cost per optimizer step\n\n{header}\n\nReproduce: `python benchmarks/training_cost.py"
-          f"{f' --threads {args.threads}' if args.threads else ''} --repeats {args.repeats} --steps {args.steps}`"
+    command = " ".join(["python benchmarks/training_cost.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    md = [f"# Training cost per optimizer step\n\n{header}\n\nReproduce: `{command}`"
           "\n\n`vs_reference_pct` = 1 - step time / reference step time (positive = cheaper).\n",
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    write_atomic(args.out / f"training_cost_{where}.md", ("\n".join(md) + "\n").encode())
+    write_atomic(args.out / f"training_cost_{where}.md", "\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

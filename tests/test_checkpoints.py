@@ -183,6 +183,9 @@ def test_publish_carries_the_training_log(checkpoint, tmp_path):
     repo = Path(entry["folder"])
     assert sorted(p.name for p in repo.iterdir()) == ["README.md", "config.json", "model.safetensors", "train_log.csv"]
     assert (repo / "train_log.csv").read_text() == "epoch,test_top1\n1,50.0\n"
+    (folder / "train_log.csv").unlink()  # other weights, published to the same repository, have no log
+    publish(folder, mirror=tmp_path / "mirror", cards_dir=None, registry=None)
+    assert not (repo / "train_log.csv").exists()
 
 
 def test_publish_with_token_uploads_through_huggingface_hub(checkpoint, tmp_path, monkeypatch):

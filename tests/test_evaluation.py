@@ -158,6 +158,8 @@ def test_published_weights_are_named_as_published(probe, tmp_path, monkeypatch):
     table.write_text(json.dumps({"format_version": 1, "checkpoints": [{**entry, "sha256": "0" * 64}]}))
     [record] = run(probe, tmp_path / "other weights")
     assert record["command"].startswith(f"zoo eval {probe[0]} --dataset mnist")
+    [cached] = run(probe, tmp_path / "published")  # a stored record gets the command of today's registry
+    assert cached["command"] == record["command"] and cached["top1"] == record["top1"]
 
 
 def test_event_frames_are_time_first_events():
@@ -235,7 +237,7 @@ def test_records_stored_in_the_checkpoint_and_its_card(probe, tmp_path):
     config = CheckpointConfig.load(folder / "config.json")
     assert [(r["T"], r["top1"]) for r in config.metrics["evaluations"]] == [(2, TOP1), (4, TOP1)]
     card = render_card(config, "snnzoo/probe")
-    assert f"| 4 | test | {TOP1:.2f} | {TOP5:.2f} |" in card
+    assert f"| 4 | test | 12 | {TOP1:.2f} | {TOP5:.2f} |" in card
     with pytest.raises(ValueError, match="first 3 samples"):
         run(probe, tmp_path, limit=3, write_checkpoint=True)
 

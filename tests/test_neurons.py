@@ -81,11 +81,14 @@ def test_if_integrates_without_leak(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_if_starts_from_v_init(backend):
-    # V_th=1, soft reset, u[0] = 0.5 (QCFS conversion): u = 0.875, 1.25 (fire) -> 0.625, 1.0 (not > 1),
-    # 1.375 (fire) -> 0.75
+    # V_th=1, soft reset, u[0] = 0.5 (QCFS conversion): u = 0.875, 1.25 (fire; 0.25 left), 0.625,
+    # 1.0 (not > 1), 1.375 (fire). From u[0] = 0 the same input fires at step 3 instead (see above).
     x = seq([0.375] * 5, 2)
     out = run("if(v_th=1.0, v_init=0.5)", x, backend)
     assert out[:, 0, 0].tolist() == [0, 1, 0, 0, 1]
+    for bad in (math.nan, "half", True):
+        with pytest.raises(SpecError, match="v_init must be a finite number"):
+            zn.create({"name": "if", "v_init": bad})
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

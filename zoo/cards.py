@@ -21,6 +21,9 @@ INTERPRETATIONS = {
                 "public; snnzoo trains with o = V_th * H(z + eps - V_th), eps ~ N(mu V_th, (sigma V_th)^2), and "
                 "converts to an IF neuron with soft reset and u[0] = mu V_th (see `zoo/neurons/noisy_if.py`).",
 }
+# what ``zoo train`` records in ``metrics["train"]`` (zoo/train/export.py) and the card reports
+TRAIN_KEYS = {"epochs", "device", "processes", "precision", "train_time_s", "wall_time_s", "images_per_s",
+              "peak_memory_mb", "test_top1", "test_samples"}
 DATASET_TITLES = {
     "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
     "imagenet": "ImageNet", "nmnist": "N-MNIST", "dvs128_gesture": "DVS128 Gesture", "cifar10_dvs": "CIFAR10-DVS",
@@ -126,7 +129,9 @@ def _provenance(config: CheckpointConfig) -> str:
     convert = config.recipe.get("convert") or {}
     kind = convert.get("kind")
     if kind in ("qcfs_to_if", "qcfs_to_multibit"):
-        target = "an IF neuron with soft reset and u[0] = V_th/2" if kind == "qcfs_to_if" else "a multi-bit spiking neuron"
+        neuron = config.arch_kwargs.get("neuron", {})
+        start = f" and u[0] = {neuron['v_init']} V_th" if isinstance(neuron, dict) and "v_init" in neuron else ""
+        target = f"an IF neuron with soft reset{start}" if kind == "qcfs_to_if" else "a multi-bit spiking neuron"
         source = config.recipe.get("model", {}).get("arch", "its ANN twin")
         return (f"The weights come from ANN->SNN conversion: the ANN twin `{source}` with quantised clip-floor "
                 f"(QCFS) activations was trained, then each activation became {target}, its threshold folded "
@@ -139,13 +144,13 @@ def _provenance(config: CheckpointConfig) -> str:
 
 def _training(config: CheckpointConfig) -> list[str]:
     """The measured cost of the training run and, for converted networks, accuracy against T."""
-    train = config.metrics.get("train")
-    if not train:
+    train = config.metrics.get("train") or {}
+    if not TRAIN_KEYS <= train.keys():
         return []
     lines = [
         "## Training (measured)",
         "",
-        f"{train['epochs']} epochs on {train['device']} ({train['processes']} "
+        f"{train['epochs']} epoch{'s' if train['epochs'] > 1 else ''} on {train['device']} ({train['processes']} "
         f"process{'es' if train['processes'] > 1 else ''}, {train['precision']}): "
         f"{train['train_time_s'] / 60:.1f} min of training steps ({train['wall_time_s'] / 60:.1f} min with the "
         f"per-epoch evaluations), {train['images_per_s']:.0f} images/s, peak memory {train['peak_memory_mb']:.0f} MB; "

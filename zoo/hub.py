@@ -4,7 +4,8 @@
 
 1. an explicit folder or ``model.safetensors`` file;
 2. the local mirror of the Hub: ``$ZOO_HUB_MIRROR`` or the ``hub/`` folder of a source checkout,
-   laid out as ``<mirror>/<owner>/<repo>/{model.safetensors, config.json, README.md}``;
+   laid out as ``<mirror>/<owner>/<repo>/{model.safetensors, config.json, README.md}`` (plus the
+   ``train_log.csv`` that ``zoo publish`` adds, which loading does not need);
 3. the Hugging Face Hub through ``huggingface_hub.hf_hub_download`` at the revision the registry
    pins, with its cache (``HF_HOME``/``cache_dir``), ``HF_ENDPOINT`` and offline mode
    (``HF_HUB_OFFLINE=1``) honoured.

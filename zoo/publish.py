@@ -2,7 +2,7 @@
 
 The repository is the checkpoint folder as the Hub serves it: ``model.safetensors``,
 ``config.json``, ``README.md`` (the model card generated from the config and its recorded
-evaluations) and, for checkpoints made by ``zoo train``, ``train_log.csv`` (the per-epoch log). Publishing writes it into the local Hub mirror, writes the same card into
+evaluations) and, for checkpoints made by ``zoo train``, ``train_log.csv`` (per-epoch log). Publishing writes it into the local Hub mirror, writes the same card into
 ``model_cards/`` and records the checkpoint (Hub id, revision, sha256) in ``zoo/pretrained.json``.
 With a token (``--token`` or ``HF_TOKEN``) it uploads the folder with ``huggingface_hub`` and pins
 the commit it created; without one it says what it would upload.
@@ -19,13 +19,13 @@ from pathlib import Path
 from .cards import render_card
 from .checkpoint import CARD, CONFIG, TRAIN_LOG, WEIGHTS, sha256_file, verify_sha256, write_atomic
 from .config import CheckpointConfig
-from .hub import mirror_folder, mirror_root
+from .hub import HUB_FILES, mirror_folder, mirror_root
 from .registry import PRETRAINED_FILE as REGISTRY
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 CARDS_DIR = CHECKOUT / "model_cards"
 DEFAULT_OWNER = "snnzoo"
-REPOSITORY_FILES = (WEIGHTS, CONFIG, CARD, TRAIN_LOG)
+REPOSITORY_FILES = (*HUB_FILES, TRAIN_LOG)
 
 
 def default_repo_id(name: str) -> str:
@@ -46,8 +46,11 @@ def assemble(checkpoint: Path, repo_id: str, mirror: Path, cards_dir: Path | Non
         os.replace(tmp, target / WEIGHTS)
     write_atomic(target / CONFIG, config.dumps())
     write_atomic(target / CARD, card)
-    if (checkpoint / TRAIN_LOG).is_file() and checkpoint.resolve() != target.resolve():
-        write_atomic(target / TRAIN_LOG, (checkpoint / TRAIN_LOG).read_bytes())
+    if checkpoint.resolve() != target.resolve():
+        if (checkpoint / TRAIN_LOG).is_file():
+            write_atomic(target / TRAIN_LOG, (checkpoint / TRAIN_LOG).read_bytes())
+        else:
+            (target / TRAIN_LOG).unlink(missing_ok=True)  # never serve the log of other weights
     if cards_dir is not None:
         write_atomic(cards_dir / f"{config.name}.md", card)
     return target, config

@@ -201,7 +201,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
         name = records.record_name(config.name, split, T, limit)
         done = records.read_json(records.record_path(results, dataset, name))
         if done is not None and not force and done["checkpoint_sha256"] == config.weights_sha256:
-            out.append(done)
+            out.append({**done, "command": command})  # the command is derived, not measured
             continue
         # Event frames are integrated again for each T; static images are read as [0, 1] pixels; both
         # are then normalised as the checkpoint's input spec says (event counts usually are not).

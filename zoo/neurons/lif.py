@@ -14,6 +14,8 @@ Gradients flow through the reset factor unless ``detach_reset`` is set.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import spec as specs
@@ -79,8 +81,15 @@ class LIF(Neuron):
 class IF(LIF):
     """Integrate-and-fire: LIF without leak (tau = 1). Defaults follow ANN->SNN conversion
     practice (V_th = 1, soft reset), where IF neurons are used most. ``v_init`` is the initial
-    membrane potential u[0]; conversion from QCFS sets it to V_th / 2 (Bu et al., ICLR 2022,
-    Theorem 2)."""
+    membrane potential u[0] (an absolute potential, not a fraction of V_th); conversion from QCFS
+    sets it to V_th / 2 (Bu et al., ICLR 2022, Theorem 2)."""
 
     name = "if"
     defaults = {"v_th": 1.0, "reset": "soft", "surrogate": RECTANGLE, "detach_reset": False, "v_init": 0.0}
+
+    def check(self) -> None:
+        super().check()
+        value = self.params["v_init"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise specs.SpecError(f"neuron 'if': v_init must be a finite number, got {value!r}")
+        self.params["v_init"] = float(value)

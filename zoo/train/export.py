@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..config import CheckpointConfig, InputSpec
-from ..checkpoint import save_checkpoint
+from ..checkpoint import TRAIN_LOG, save_checkpoint
 from .distributed import Context
 from .recipe import Recipe
 
@@ -89,5 +89,5 @@ def export_checkpoint(model: nn.Module, recipe: Recipe, out: Path, train_set: Da
         metrics={"train": metrics},
     )
     folder = save_checkpoint(model, out / "checkpoint", config)
-    shutil.copyfile(out / "log.csv", folder / "train_log.csv")
+    shutil.copyfile(out / "log.csv", folder / TRAIN_LOG)
     return folder
