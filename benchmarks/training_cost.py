@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.neuron_speed import cpu_peak_bytes  # noqa: E402
 from zoo.checkpoint import write_atomic  # noqa: E402
+from zoo.machine import describe_device  # noqa: E402
 from zoo.registry import create_model  # noqa: E402
 from zoo.train.evaluate import autocast  # noqa: E402
 from zoo.train.loop import PerStepLogits, determinism  # noqa: E402
@@ -153,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_memory_mb": round(run.peak_memory_mb(device), 1),
         })
     where = "cpu" if device.type == "cpu" else "cuda"
-    threads = torch.get_num_threads()
-    header = (f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, "
-              f"{threads} threads, torch {torch.__version__}; median of {args.repeats} rounds of "
+    header = (f"device: {describe_device(device)}, torch {torch.__version__}; median of {args.repeats} rounds of "
               f"{args.steps} steps; reference: {Path(args.reference).name}")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))

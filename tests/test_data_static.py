@@ -170,6 +170,10 @@ def test_restricted_unpickler_refuses_code_and_objects(tmp_path):
     objects.write_bytes(b"\x80\x02cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R.")
     with pytest.raises(FormatError, match="holds Python objects"):
         load_cifar_batch(objects)
+    skeleton = tmp_path / "object array skeleton"  # ndarray._reconstruct(ndarray, (0,), 'O')
+    skeleton.write_bytes(b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01O\x87R.")
+    with pytest.raises(FormatError, match="holds Python objects"):
+        load_cifar_batch(skeleton)
     good = cifar_batch_bytes(np.zeros((2, 3072), np.uint8), [1, 2], ["a", "b"])
     cut = tmp_path / "cut"
     cut.write_bytes(good[:100])

@@ -95,12 +95,21 @@ def linear(fin, fout):
     return fin * fout + fout
 
 
+def block_params(c):
+    """A basic block: two conv3x3 + BN."""
+    return 2 * (conv(c, c, 3) + bn(c))
+
+
+def down_params(cin, c):
+    """A downsampling basic block: two conv3x3 + BN and the 1x1 conv + BN shortcut."""
+    return conv(cin, c, 3) + bn(c) + conv(c, c, 3) + bn(c) + conv(cin, c, 1) + bn(c)
+
+
 def test_parameter_count_ds_resnet20_from_mlf_code():
     # MLF-DSResNet ResNet_for_cifar10.py, resnet20 = ResNet(BasicBlock, [3, 3, 3]), widths 64-128-256
     stem = conv(3, 64, 3) + bn(64)
-    block = lambda c: 2 * (conv(c, c, 3) + bn(c))  # noqa: E731
-    down = lambda cin, c: conv(cin, c, 3) + bn(c) + conv(c, c, 3) + bn(c) + conv(cin, c, 1) + bn(c)  # noqa: E731
-    layers = 3 * block(64) + down(64, 128) + 2 * block(128) + down(128, 256) + 2 * block(256)
+    layers = (3 * block_params(64) + down_params(64, 128) + 2 * block_params(128)
+              + down_params(128, 256) + 2 * block_params(256))
     expected = stem + layers + linear(256, 10)
     assert expected == 4_327_754
     assert sum(p.numel() for p in create_model("ds_resnet20").parameters()) == expected
@@ -109,9 +118,8 @@ def test_parameter_count_ds_resnet20_from_mlf_code():
 def test_parameter_count_spiking_resnet19_from_reloss_code():
     # Re-Loss models/resnet.py, resnet19_cifar = ResNet_Cifar(BasicBlock, [3, 3, 2]), inplanes 128
     stem = conv(3, 128, 3) + bn(128)
-    block = lambda c: 2 * (conv(c, c, 3) + bn(c))  # noqa: E731
-    down = lambda cin, c: conv(cin, c, 3) + bn(c) + conv(c, c, 3) + bn(c) + conv(cin, c, 1) + bn(c)  # noqa: E731
-    layers = 3 * block(128) + down(128, 256) + 2 * block(256) + down(256, 512) + 1 * block(512)
+    layers = (3 * block_params(128) + down_params(128, 256) + 2 * block_params(256)
+              + down_params(256, 512) + 1 * block_params(512))
     expected = stem + layers + linear(512, 10)
     assert expected == 12_569_226
     assert sum(p.numel() for p in create_model("spiking_resnet19").parameters()) == expected

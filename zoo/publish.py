@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 from pathlib import Path
 
 from .cards import render_card
@@ -41,9 +40,7 @@ def assemble(checkpoint: Path, repo_id: str, mirror: Path, cards_dir: Path | Non
     target = mirror_folder(repo_id, mirror)
     target.mkdir(parents=True, exist_ok=True)
     if (checkpoint / WEIGHTS).resolve() != (target / WEIGHTS).resolve():
-        tmp = target / f".{WEIGHTS}.tmp"
-        shutil.copyfile(checkpoint / WEIGHTS, tmp)
-        os.replace(tmp, target / WEIGHTS)
+        write_atomic(target / WEIGHTS, (checkpoint / WEIGHTS).read_bytes())
     write_atomic(target / CONFIG, config.dumps())
     write_atomic(target / CARD, card)
     if checkpoint.resolve() != target.resolve():

@@ -44,7 +44,7 @@ except ImportError:  # numpy 1.x
 def _reconstruct(cls, shape, typecode):
     if cls is not np.ndarray:
         raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r}: only numpy.ndarray is allowed")
-    return _np_reconstruct(np.ndarray, shape, typecode)
+    return _np_reconstruct(np.ndarray, shape, _plain_dtype(typecode))
 
 
 def _plain_dtype(*args):

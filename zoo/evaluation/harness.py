@@ -18,7 +18,6 @@ and T=1 -> T=N transfer are judged (methods.md sections 3 and 4).
 from __future__ import annotations
 
 import json
-import platform
 import resource
 import statistics
 import time
@@ -27,16 +26,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from zoo import __version__
 from zoo.checkpoint import load_checkpoint, write_atomic
 from zoo.config import CheckpointConfig
 from zoo.hub import resolve_checkpoint
+from zoo.machine import describe_device, software
 from zoo.neurons import record_firing
 from zoo.neurons import spec as specs
 from zoo.registry import pretrained_entry
@@ -269,15 +267,3 @@ def _command(checkpoint: str, dataset: str, split: str, Ts: list[int], batch_siz
     return " ".join(parts)
 
 
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def software() -> dict[str, str]:
-    versions = {"snnzoo": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                "python": platform.python_version()}
-    if torch.cuda.is_available():
-        versions.update(cuda=str(torch.version.cuda), cudnn=str(torch.backends.cudnn.version()))
-    return versions

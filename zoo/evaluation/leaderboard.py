@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from zoo.cards import DATASET_TITLES
 from zoo.checkpoint import write_atomic
 
 from . import energy, plots, records
@@ -20,9 +21,6 @@ from .references import LABEL, Reference, load_references, reference_for
 
 HEADER = ("model", "method / neuron", "arch", "T", "top-1 %", "top-5 %", "firing rate", "SOPs / sample",
           "energy µJ / sample", "params", f"top-1 % {LABEL}")
-TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
-          "imagenet": "ImageNet", "nmnist": "N-MNIST", "dvs128_gesture": "DVS128 Gesture",
-          "cifar10_dvs": "CIFAR10-DVS"}
 
 
 def build(results: str | Path, out: str | Path, references: str | Path | None = None) -> list[Path]:
@@ -50,7 +48,7 @@ def render(measured: list[dict[str, Any]], refs: list[Reference]) -> str:
     for dataset in datasets:
         rows = sorted((r for r in measured if r["dataset"] == dataset),
                       key=lambda r: (-r["top1"], r["model"], r["T"], r["split"], r["limit"] or 0))
-        lines += [f"## {TITLES.get(dataset, dataset)}", "",
+        lines += [f"## {DATASET_TITLES.get(dataset, dataset)}", "",
                   "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
         lines += [_row(_measured_cells(r, refs)) for r in rows]
         lines += [_row(_reference_cells(ref)) for ref in refs if ref.dataset == dataset]

@@ -272,7 +272,10 @@ def build_splits(spec: Data, ctx: Context, root: str | None = None) -> tuple[Dev
             raise ValueError(f"data set {spec.dataset!r} has no mean/std: the device pipeline needs a normalised static data set")
         splits = []
         for split in ("train", "test"):
-            images, labels = zd.load_arrays(spec.dataset, root, split)
+            if split == "train" and getattr(train_set, "images", None) is not None:
+                images, labels = train_set.images, train_set.labels  # already read (IDX, CIFAR batches)
+            else:
+                images, labels = zd.load_arrays(spec.dataset, root, split)
             limit = limits[split]
             splits.append(DeviceSplit(images[:limit], labels[:limit], list(mean), list(std), ctx.device))
         return splits[0], splits[1], train_set

@@ -10,17 +10,16 @@ harness; the model card is written when the checkpoint is published.
 
 from __future__ import annotations
 
-import platform
 import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from ..config import CheckpointConfig, InputSpec
 from ..checkpoint import TRAIN_LOG, save_checkpoint
+from ..machine import describe_device
 from .distributed import Context
 from .recipe import Recipe
 
@@ -45,12 +44,6 @@ def recipe_path(recipe_file: str | None) -> str | None:
     return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else recipe_file
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
 def train_metrics(rows: list[dict[str, str]], final_eval: dict[str, float], ctx: Context, recipe: Recipe) -> dict[str, Any]:
     train_time = sum(float(r["epoch_time_s"]) for r in rows)
     images = sum(float(r["images_per_s"]) * float(r["epoch_time_s"]) for r in rows)
@@ -67,7 +60,7 @@ def train_metrics(rows: list[dict[str, str]], final_eval: dict[str, float], ctx:
         "images_per_s": images / train_time,
         "peak_memory_mb": max(float(r["peak_memory_mb"]) for r in rows),
         "processes": ctx.world,
-        "device": device_name(ctx.device),
+        "device": describe_device(ctx.device),
         "precision": recipe.train.precision,
     }
 

@@ -145,7 +145,8 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
         final_eval = test(model)
     conversion = None
     if recipe.convert is not None:
-        model, conversion = convert_trained(model, recipe.model.arch, recipe.convert, lambda network: test(network)["top1"])
+        model, conversion = convert_trained(model, recipe.model.arch, recipe.convert, lambda network: test(network)["top1"],
+                                            source_top1=final_eval["top1"])
     result = None
     if log is not None:
         result = export_checkpoint(model, recipe, out, train_set, ctx, log.rows(), final_eval, conversion,

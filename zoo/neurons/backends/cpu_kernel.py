@@ -40,12 +40,11 @@ from pathlib import Path
 import torch
 
 from ..dynamics import MPR_STE_HIGH, MPR_STE_LOW, Dynamics
-from .layout import time_outer_dense
+from .layout import FIRE_CODES, alloc_forward
 
 _SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
 _FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
 _DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
-_FIRE = {"step": 0, "mpr": 1, "multibit": 2}
 
 # The parameters, in the order of ZooNeuronParams in cpu_kernel.cpp; the thresholds V_k follow
 # the float fields in the op's ``floats`` argument.
@@ -129,7 +128,7 @@ def available() -> bool:
 def supports(dyn: Dynamics, dtype: torch.dtype) -> bool:
     """The kernel computes these dynamics on this dtype (every zoo neuron, on floating dtypes but
     the float8 ones)."""
-    if dtype not in _DTYPES or dyn.fire not in _FIRE or dyn.levels < 1:
+    if dtype not in _DTYPES or dyn.fire not in FIRE_CODES or dyn.levels < 1:
         return False
     return dyn.fire != "step" or (dyn.surrogate is not None and 0 <= dyn.surrogate.kind <= 4)
 
@@ -150,7 +149,7 @@ def _pack(dyn: Dynamics) -> tuple[list[int], list[float]]:
             4: (p / 2, 1.0 / p),  # ste
         }[kind]
     scale = float(2**dyn.frac_bits)
-    ints = [_FIRE[dyn.fire], kind, dyn.levels, dyn.reset == "hard", dyn.detach_reset, dyn.mpr]
+    ints = [FIRE_CODES[dyn.fire], kind, dyn.levels, dyn.reset == "hard", dyn.detach_reset, dyn.mpr]
     floats = [dyn.decay, dyn.v_th, dyn.amplitude, dyn.v_init, s_a, s_b, scale,
               float(2**dyn.int_bits) - 1.0 / scale, float(2**dyn.int_bits) * dyn.v_th,
               MPR_STE_LOW, MPR_STE_HIGH, 1.5 / math.tanh(1.5)]
@@ -177,20 +176,11 @@ def _call(fn, inp: torch.Tensor, out: torch.Tensor, h: torch.Tensor, ints, float
 
 
 # ---- buffers ---------------------------------------------------------------------------------------
-def _alloc_forward(x: torch.Tensor, save_h: bool, levels: int):
-    xk = x if time_outer_dense(x) else x.contiguous()
-    steps = x.shape[0]
-    n = x.numel() // steps if steps else 0
-    out = torch.empty_like(xk)  # x's strides
-    h = torch.empty((steps, levels, n) if save_h else (0,), dtype=torch.float32, device=x.device)
-    return xk, out, h
-
-
 # ---- ops -----------------------------------------------------------------------------------------
 @torch.library.custom_op("zoo::cpu_neuron_forward", mutates_args=())
 def _forward_op(x: torch.Tensor, save_h: bool, ints: list[int],
                 floats: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    xk, out, h = _alloc_forward(x, save_h, ints[_INT_FIELDS.index("levels")])
+    xk, out, h = alloc_forward(x, save_h, ints[_INT_FIELDS.index("levels")])
     if out.numel():
         _call(_kernel("zoo_neuron_forward"), xk, out, h, ints, floats)
     return out, h
@@ -198,7 +188,7 @@ def _forward_op(x: torch.Tensor, save_h: bool, ints: list[int],
 
 @_forward_op.register_fake
 def _(x, save_h, ints, floats):
-    return _alloc_forward(x, save_h, ints[_INT_FIELDS.index("levels")])[1:]
+    return alloc_forward(x, save_h, ints[_INT_FIELDS.index("levels")])[1:]
 
 
 @torch.library.custom_op("zoo::cpu_neuron_backward", mutates_args=("grad_x",))
@@ -217,7 +207,7 @@ def _(grad, h, grad_x, ints, floats):
 
 def forward(x: torch.Tensor, dyn: Dynamics, save_h: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(out, h) for x ``[T, ...]``: out in x's dtype, laid out like x when x is
-    :func:`time_outer_dense` (else contiguous); h ``[T, K, N]`` float32, or empty unless save_h."""
+    :func:`~zoo.neurons.backends.layout.time_outer_dense` (else contiguous); h ``[T, K, N]`` float32, or empty unless save_h."""
     return torch.ops.zoo.cpu_neuron_forward(x, save_h, *_pack(dyn))
 
 

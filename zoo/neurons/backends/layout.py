@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+# Dynamics.fire as the kernels' integer code
+FIRE_CODES = {"step": 0, "mpr": 1, "multibit": 2}
+
 
 def time_outer_dense(x: torch.Tensor) -> bool:
     """x is non-overlapping and dense and x[t] is the t-th block of numel/T storage elements (a
@@ -21,3 +24,15 @@ def time_outer_dense(x: torch.Tensor) -> bool:
             return False
         expected *= sz
     return expected == n
+
+
+def alloc_forward(x: torch.Tensor, save_h: bool, levels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The forward kernels' buffers: x as they read it (in place when :func:`time_outer_dense`,
+    else a contiguous copy), the output with those strides, and h ``[T, levels, N]`` float32 (empty
+    unless ``save_h``)."""
+    xk = x if time_outer_dense(x) else x.contiguous()
+    steps = x.shape[0]
+    n = x.numel() // steps if steps else 0
+    out = torch.empty_like(xk)
+    h = torch.empty((steps, levels, n) if save_h else (0,), dtype=torch.float32, device=x.device)
+    return xk, out, h

@@ -35,7 +35,7 @@ import os
 import torch
 
 from ..dynamics import MPR_STE_HIGH, MPR_STE_LOW, Dynamics
-from .layout import time_outer_dense
+from .layout import FIRE_CODES, alloc_forward, time_outer_dense
 
 try:  # the backend is optional: the module imports without Triton, available() is then False
     import triton
@@ -44,7 +44,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
 
-_FIRE = {"step": 0, "mpr": 1, "multibit": 2}
 _TANH_1_5 = math.tanh(1.5)
 
 # (fire, decay, v_th, levels, level_spacing, hard_reset, detach_reset, amplitude, v_init,
@@ -65,9 +64,9 @@ def available() -> bool:
 
 
 def _op_params(dyn: Dynamics) -> tuple:
-    fire = _FIRE.get(dyn.fire)
+    fire = FIRE_CODES.get(dyn.fire)
     if fire is None:
-        raise ValueError(f"triton backend: unknown fire {dyn.fire!r}; expected one of {tuple(_FIRE)}")
+        raise ValueError(f"triton backend: unknown fire {dyn.fire!r}; expected one of {tuple(FIRE_CODES)}")
     if dyn.levels < 1:
         raise ValueError(f"triton backend: levels must be >= 1, got {dyn.levels}")
     kind, param = -1, 1.0
@@ -263,19 +262,11 @@ def _threshold_values(v_th: float, levels: int, spacing: float) -> tuple:
     return tuple(v_th + k * spacing for k in range(levels))
 
 
-def _alloc_forward(x: torch.Tensor, save_h: bool, levels: int):
-    xk = x if time_outer_dense(x) else x.contiguous()
-    steps = x.shape[0]
-    n = x.numel() // steps if steps else 0
-    out = torch.empty_like(xk)
-    shape = (steps, levels, n) if save_h else (0,)
-    h = torch.empty(shape, dtype=torch.float32, device=x.device)
-    return xk, out, h, steps, n
-
-
 def _forward_impl(x, save_h, fire, decay, v_th, levels, level_spacing, hard_reset, detach_reset,
                   amplitude, v_init, surrogate_kind, surrogate_param, mpr, int_bits, frac_bits):
-    xk, out, h, steps, n = _alloc_forward(x, save_h, levels)
+    xk, out, h = alloc_forward(x, save_h, levels)
+    steps = x.shape[0]
+    n = x.numel() // steps if steps else 0
     if out.numel() == 0:
         return out, h
     kp = triton.next_power_of_2(levels)
@@ -292,7 +283,7 @@ def _forward_impl(x, save_h, fire, decay, v_th, levels, level_spacing, hard_rese
 
 
 def _fake_forward(x, save_h, fire, decay, v_th, levels, *_):
-    _, out, h, _, _ = _alloc_forward(x, save_h, levels)
+    _, out, h = alloc_forward(x, save_h, levels)
     return out, h
 
 
