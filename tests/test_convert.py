@@ -69,20 +69,37 @@ def test_qcfs_to_if_error_shrinks_with_T():
         assert error <= 2.0 / (2 * T) + 1e-5
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.5])
 @pytest.mark.parametrize("m, n", [(2, 0), (1, 1), (2, 1)])
-def test_multibit_at_T1_is_the_clip_floor_ann(m, n):
-    """QCFS with shift 0 and L = 2^(m+n) - 1 levels maps onto an m.n-bit spike exactly at T = 1."""
+def test_multibit_at_T1_is_the_clip_floor_ann(m, n, shift):
+    """QCFS with L = 2^(m+n) - 1 levels maps onto an m.n-bit spike exactly at T = 1; the shift
+    becomes the initial membrane, in units of one step 2^-n."""
     levels = 2 ** (m + n) - 1
-    torch.manual_seed(0)
-    net = ann(levels, 0.0, 1.5, torch.linspace(-1, 2, 41).tolist())
+    net = ann(levels, shift, 1.5, torch.linspace(-1, 2, 41).tolist())
     x = torch.ones(1, 1)
     snn = convert_module(net, "multibit", m, n)
-    assert snn[1].spec() == {"name": "multibit", "m": m, "n": n, "v_th": 1.0, "decay": 1.0}
+    assert snn[1].spec() == {"name": "multibit", "m": m, "n": n, "v_th": 1.0, "decay": 1.0, "v_init": shift / 2**n}
     torch.testing.assert_close(run_snn(snn, x, 1), net(x), rtol=1e-6, atol=1e-6)
     with pytest.raises(ConversionError, match="levels"):
-        convert_module(ann(levels + 1, 0.0, 1.5, [1.0]), "multibit", m, n)
-    with pytest.raises(ConversionError, match="shift"):
-        convert_module(ann(levels, 0.5, 1.5, [1.0]), "multibit", m, n)
+        convert_module(ann(levels + 1, shift, 1.5, [1.0]), "multibit", m, n)
+
+
+def test_multibit_rate_is_unbiased_with_half_shift():
+    """m = 2, n = 0, lambda = 1.5, L = 3 (step 0.5): with shift 1/2 (u[0] = V_th / 2) the T-step
+    rate is floor(T z / 0.5 + 1/2) / T steps, within 0.5 / (2T) of clip(z, 0, 1.5), as for IF.
+    Hand-computed, z = 0.6 (1.2 steps), T = 4, u[0] = 0.5: u = 1.7 -> s = 1, 0.7 + 1.2 = 1.9 -> 1,
+    2.1 -> 2, 1.3 -> 1: 5 steps in 4 -> 0.625 (floor(4 * 1.2 + 0.5) = 5)."""
+    z = torch.linspace(-0.5, 2.0, 26).tolist()
+    snn = convert_module(ann(3, 0.5, 1.5, z), "multibit", 2, 0)
+    clipped = torch.tensor(z).clamp(0, 1.5)
+    for T in (8, 32, 128):
+        error = (run_snn(snn, torch.ones(1, 1), T)[0] - clipped).abs().max()
+        assert error <= 0.5 / (2 * T) + 1e-5
+    one = convert_module(ann(3, 0.5, 1.5, [0.6]), "multibit", 2, 0)
+    with torch.no_grad():
+        spikes = one[1](one[0](torch.ones(4, 1, 1)))[:, 0, 0]
+    assert spikes.tolist() == [1, 1, 2, 1]
+    assert run_snn(one, torch.ones(1, 1), 4).item() == pytest.approx(0.625)
 
 
 def random_twin(arch: str, **kwargs) -> nn.Module:

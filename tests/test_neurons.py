@@ -113,6 +113,17 @@ def test_srif_rounds_with_soft_reset(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_multibit_starts_from_v_init(backend):
+    # m=2, n=0, V_th=1, u[0] = 0.5 (QCFS conversion with shift 1/2): x = 1.2 each step
+    # u = 1.7 -> s=1, 0.7; 1.9 -> 1, 0.9; 2.1 -> 2, 0.1; 1.3 -> 1, 0.3. From u[0] = 0: 1.2, 1.4, 1.6, 1.8 -> 1 each.
+    x = seq([1.2] * 4, 2)
+    assert run("multibit(m=2, n=0, v_init=0.5)", x, backend)[:, 0, 0].tolist() == [1, 1, 2, 1]
+    assert run("multibit(m=2, n=0)", x, backend)[:, 0, 0].tolist() == [1, 1, 1, 1]
+    with pytest.raises(SpecError, match="v_init must be a finite number"):
+        zn.create({"name": "multibit", "v_init": math.inf})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_multibit_soft_reset_sequence(backend):
     # m=2, n=1, V_th=1: q(v) = clip(floor(2v)/2, 0, 3.5)
     # u=0.75 -> s=0.5, u=0.25; u=1.0 -> s=1.0, u=0; u=5.5 -> s=3.5 (clipped), u=2.0;

@@ -12,10 +12,13 @@ with a learned threshold lambda per layer. Two conversions:
   it fires ``clip(floor(T z / lambda + phi), 0, T)`` spikes in T steps, so its rate times V_th is
   exactly the QCFS output at ``T = L``, and the expected conversion error is zero at every T.
 - Multi-bit (Xiao et al., arXiv 2407.05739; OUR INTERPRETATION, methods.md section 3): with
-  ``phi = 0`` and ``L = 2^(m+n) - 1`` the QCFS output takes the values ``k lambda / L``,
-  k = 0..2^(m+n) - 1, which is exactly a multi-bit spike ``V_th q(x / V_th)`` with
-  ``V_th = lambda 2^n / L``. At T = 1 the SNN is the ANN; at T > 1 the multi-bit IF neuron
-  (soft reset by what it emits) averages finer quantisations of the same input.
+  ``L = 2^(m+n) - 1`` the QCFS output takes the values ``k lambda / L``, k = 0..2^(m+n) - 1, which
+  is exactly a multi-bit spike ``V_th q(u / V_th)`` with ``V_th = lambda 2^n / L`` and initial
+  membrane ``u[0] = phi V_th / 2^n`` (the shift in units of one quantisation step). At T = 1 the
+  SNN is the ANN. At T > 1 the multi-bit IF neuron (soft reset by what it emits) averages finer
+  quantisations of the same input, ``floor(T z' + phi) / T`` in steps: with phi = 1/2 that is
+  unbiased, as for IF; with phi = 0 every layer gains about half a step over the floor the ANN
+  was trained with, so twins meant for T > 1 are trained with ``qcfs(shift=0.5)``.
 
 Thresholds differ per layer but a zoo model has one neuron spec, so each layer's threshold
 ``theta`` is folded into the weights: the layer producing the neuron's input (its BN, or the
@@ -60,14 +63,14 @@ def if_neuron_spec(shift: float) -> dict[str, Any]:
     return {"name": "if", "v_th": 1.0, "reset": "soft", "surrogate": dict(RECTANGLE), "detach_reset": False, "v_init": shift}
 
 
-def multibit_neuron_spec(m: int, n: int) -> dict[str, Any]:
-    return {"name": "multibit", "m": m, "n": n, "v_th": 1.0, "decay": 1.0}
+def multibit_neuron_spec(m: int, n: int, shift: float) -> dict[str, Any]:
+    """m.n-bit, soft reset, V_th = 1, ``u[0] = shift / 2^n`` (the folded form of ``phi V_th / 2^n``)."""
+    return {"name": "multibit", "m": m, "n": n, "v_th": 1.0, "decay": 1.0, "v_init": shift / 2**n}
 
 
 def layer_scales(ann: nn.Module, kind: str, m: int = 0, n: int = 0) -> dict[str, float]:
     """``{qcfs module name: theta}``: the threshold of the neuron that replaces it (before folding).
-    IF: ``theta = lambda``; multi-bit: ``theta = lambda 2^n / L``, which needs ``phi = 0`` and
-    ``L = 2^(m+n) - 1``."""
+    IF: ``theta = lambda``; multi-bit: ``theta = lambda 2^n / L``, which needs ``L = 2^(m+n) - 1``."""
     scales = {}
     for name, module in ann.named_modules():
         if not isinstance(module, QCFS):
@@ -78,9 +81,6 @@ def layer_scales(ann: nn.Module, kind: str, m: int = 0, n: int = 0) -> dict[str,
         if kind == "if":
             scales[name] = lam
             continue
-        if module.shift != 0:
-            raise ConversionError(f"{name}: QCFS shift {module.shift} must be 0 to map onto multi-bit spikes "
-                                  "(train the twin with qcfs(shift=0.0))")
         if module.levels != 2 ** (m + n) - 1:
             raise ConversionError(f"{name}: QCFS levels L = {module.levels}, but m = {m}, n = {n} bits need "
                                   f"L = 2^(m+n) - 1 = {2 ** (m + n) - 1}")
@@ -119,12 +119,11 @@ def fold_thresholds(ann: nn.Module, scales: dict[str, float]) -> nn.Module:
 
 def neuron_spec(ann: nn.Module, kind: str, m: int = 0, n: int = 0) -> dict[str, Any]:
     """The (folded, ``V_th = 1``) neuron that replaces every QCFS activation of ``ann``."""
-    if kind == "multibit":
-        return multibit_neuron_spec(m, n)
     shifts = {module.shift for module in ann.modules() if isinstance(module, QCFS)}
     if len(shifts) != 1:
         raise ConversionError(f"{type(ann).__name__}: the QCFS layers need one common shift, found {sorted(shifts)}")
-    return if_neuron_spec(shifts.pop())
+    shift = shifts.pop()
+    return multibit_neuron_spec(m, n, shift) if kind == "multibit" else if_neuron_spec(shift)
 
 
 def convert_module(ann: nn.Module, kind: str, m: int = 0, n: int = 0) -> nn.Module:

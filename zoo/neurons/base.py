@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -76,6 +77,13 @@ class Neuron(nn.Module):
             value = self.params[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise specs.SpecError(f"neuron {self.name!r}: {key} must be a positive number, got {value!r}")
+            self.params[key] = float(value)
+
+    def _finite(self, *keys: str) -> None:
+        for key in keys:
+            value = self.params[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise specs.SpecError(f"neuron {self.name!r}: {key} must be a finite number, got {value!r}")
             self.params[key] = float(value)
 
     def _choice(self, key: str, options: tuple[Any, ...]) -> None:

@@ -14,8 +14,6 @@ Gradients flow through the reset factor unless ``detach_reset`` is set.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import spec as specs
@@ -89,7 +87,4 @@ class IF(LIF):
 
     def check(self) -> None:
         super().check()
-        value = self.params["v_init"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise specs.SpecError(f"neuron 'if': v_init must be a finite number, got {value!r}")
-        self.params["v_init"] = float(value)
+        self._finite("v_init")

@@ -37,11 +37,7 @@ class NoisyIF(Neuron):
 
     def check(self) -> None:
         self._positive("v_th")
-        for key in ("mu", "sigma"):
-            value = self.params[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise specs.SpecError(f"neuron 'noisy_if': {key} must be a finite number, got {value!r}")
-            self.params[key] = float(value)
+        self._finite("mu", "sigma")
         if self.params["sigma"] < 0:
             raise specs.SpecError(f"neuron 'noisy_if': sigma must be >= 0, got {self.params['sigma']!r}")
         self._choice("noise", ("gaussian", "uniform"))

@@ -405,8 +405,8 @@ def _check_convert_neuron(recipe: Recipe, source: str) -> None:
         raise _fail(source, "model.kwargs.neuron", f"must be a {needed!r} spec for convert.kind {convert.kind!r}, got {neuron['name']!r}")
     if isinstance(convert, QCFSToMultiBit):
         levels = 2 ** (convert.m + convert.n) - 1
-        if neuron.get("levels") != levels or neuron.get("shift") != 0:
-            raise _fail(source, "model.kwargs.neuron", f"must be qcfs with levels = 2^(m+n) - 1 = {levels} and shift 0 "
+        if neuron.get("levels") != levels:
+            raise _fail(source, "model.kwargs.neuron", f"must be qcfs with levels = 2^(m+n) - 1 = {levels} "
                                                        f"to map onto {convert.m}.{convert.n}-bit spikes, got {neuron}")
 
 
