@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..allocator import restart_keeping_freed_memory
 from .recipe import RecipeError, load_recipe
 
 
@@ -64,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m zoo.train``; ``argv=None`` means this process's own command line."""
     parser = argparse.ArgumentParser(prog="python -m zoo.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     configure(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if argv is None and not args.check:
+        restart_keeping_freed_memory()
+    return run(args)
