@@ -75,13 +75,19 @@ def test_multibit_at_T1_is_the_clip_floor_ann(m, n, shift):
     """QCFS with L = 2^(m+n) - 1 levels maps onto an m.n-bit spike exactly at T = 1; the shift
     becomes the initial membrane, in units of one step 2^-n."""
     levels = 2 ** (m + n) - 1
-    net = ann(levels, shift, 1.5, torch.linspace(-1, 2, 41).tolist())
+    net = ann(levels, shift, 1.5, (torch.linspace(-1, 2, 41) + 0.013).tolist())  # no input on a step boundary
     x = torch.ones(1, 1)
     snn = convert_module(net, "multibit", m, n)
     assert snn[1].spec() == {"name": "multibit", "m": m, "n": n, "v_th": 1.0, "decay": 1.0, "v_init": shift / 2**n}
     torch.testing.assert_close(run_snn(snn, x, 1), net(x), rtol=1e-6, atol=1e-6)
     with pytest.raises(ConversionError, match="levels"):
         convert_module(ann(levels + 1, shift, 1.5, [1.0]), "multibit", m, n)
+
+
+def test_multibit_needs_one_common_shift():
+    mixed = nn.Sequential(*ann(3, 0.0, 1.5, [1.0]), QCFS(levels=3, shift=0.5, threshold_init=1.5), nn.Linear(1, 1))
+    with pytest.raises(ConversionError, match="one common shift"):
+        convert_module(mixed, "multibit", 2, 0)
 
 
 def test_multibit_rate_is_unbiased_with_half_shift():
@@ -118,13 +124,15 @@ def random_twin(arch: str, **kwargs) -> nn.Module:
     return twin.eval()
 
 
-def test_convnet_twin_to_multibit_spiking_convnet():
+@pytest.mark.parametrize("shift", [0.0, 0.5])
+def test_convnet_twin_to_multibit_spiking_convnet(shift):
     """The registered twin becomes the registered SNN (strict load, thresholds folded away); at
     T = 1 its logits are the twin's."""
-    twin = random_twin("convnet_qcfs", channels=4, neuron="qcfs(levels=3, shift=0.0)")
+    twin = random_twin("convnet_qcfs", channels=4, neuron=f"qcfs(levels=3, shift={shift})")
     snn = qcfs_to_snn(twin, "convnet_qcfs", "multibit", T=1, m=2, n=0)
     assert snn_arch("convnet_qcfs") == "spiking_convnet" and snn.T == 1
     assert snn.arch_kwargs["neuron"]["name"] == "multibit" and snn.arch_kwargs["channels"] == 4
+    assert snn.arch_kwargs["neuron"]["v_init"] == shift
     x = torch.randn(8, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(snn(x), twin(x), rtol=1e-5, atol=1e-5)

@@ -42,6 +42,7 @@ SPECS = [
     "srif(mpr=false)",
     "multibit",
     "multibit(m=3, n=2, v_th=0.5, decay=0.5)",
+    "multibit(m=2, n=1, v_init=0.25)",
     "noisy_if",
 ]
 

@@ -184,7 +184,7 @@ def test_event_data_through_the_loader_pipeline(tmp_path, monkeypatch):
 
 
 def test_multibit_conversion_run(tmp_path, data_root):
-    """ANN twin (QCFS, L = 3, shift 0) trained, converted to 2-bit spikes: at T = 1 the SNN is the
+    """ANN twin (QCFS, L = 3, shift 1/2) trained, converted to 2-bit spikes: at T = 1 the SNN is the
     ANN, so its test accuracy equals the twin's exactly."""
     folder = run(MULTIBIT_CONVERTED, tmp_path, data_root, ["model.kwargs.channels=4", "train.epochs=1",
                                                            "train.batch_size=16", "data.eval_batch_size=32"])

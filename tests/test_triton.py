@@ -56,6 +56,7 @@ CASES = [
     "srif(mpr=False)",
     "multibit(m=2, n=0)",
     "multibit(m=3, n=2, decay=0.5)",
+    "multibit(m=2, n=1, v_init=0.25)",
     "noisy_if",
     "lif(surrogate=rectangle(width=0.5))",
     "lif(surrogate=triangle(width=1.0))",

@@ -31,7 +31,7 @@ LONG_RUNNING = ("train", "eval")  # restarted with glibc told to keep freed memo
 def main(argv: list[str] | None = None) -> int:
     """The ``zoo`` console script; ``argv=None`` means this process's own command line."""
     args = build_parser().parse_args(argv)
-    if argv is None and args.command in LONG_RUNNING and not getattr(args, "check", False):
+    if argv is None and args.command in LONG_RUNNING:
         restart_keeping_freed_memory()
     return int(args.run(args) or 0)
 

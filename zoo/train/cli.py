@@ -70,6 +70,6 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     configure(parser)
     args = parser.parse_args(argv)
-    if argv is None and not args.check:
+    if argv is None:
         restart_keeping_freed_memory()
     return run(args)
