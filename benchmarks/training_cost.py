@@ -24,7 +24,10 @@ paths are relative to the working directory: run it from the repository root. Th
 steps each), so a change in machine load hits every row alike; the median round is reported.
 Peak memory of one step above what existed before it: CPU from torch.profiler memory events
 (``neuron_speed.cpu_peak_bytes``), CUDA from ``max_memory_allocated``. Data loading and augmentation are excluded (they are the same for every
-recipe). Writes ``benchmarks/results/training_cost_<device>.{csv,md}`` atomically.
+recipe). Like ``zoo train``, it restarts once with glibc told to keep freed memory
+(``zoo/allocator.py``); the header records the ``MALLOC_*`` settings the steps ran with
+(``MALLOC_MMAP_MAX_=65536`` keeps glibc's mmap behaviour, to see the difference). Writes
+``benchmarks/results/training_cost_<device>.{csv,md}`` atomically.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import shlex
 import statistics
 import sys
@@ -44,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.neuron_speed import cpu_peak_bytes  # noqa: E402
+from zoo.allocator import restart_keeping_freed_memory  # noqa: E402
 from zoo.checkpoint import write_atomic  # noqa: E402
 from zoo.machine import describe_device  # noqa: E402
 from zoo.registry import create_model  # noqa: E402
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args(argv)
+    if argv is None:
+        restart_keeping_freed_memory()  # time the steps as `zoo train` runs them
     if args.reference not in args.recipes:
         p.error(f"--reference {args.reference} is not among the recipes")
     if args.threads:
@@ -154,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             "peak_memory_mb": round(run.peak_memory_mb(device), 1),
         })
     where = "cpu" if device.type == "cpu" else "cuda"
-    header = (f"device: {describe_device(device)}, torch {torch.__version__}; median of {args.repeats} rounds of "
-              f"{args.steps} steps; reference: {Path(args.reference).name}")
+    malloc = ", ".join(f"{k}={os.environ[k]}" for k in sorted(os.environ) if k.startswith("MALLOC_")) or "glibc defaults"
+    header = (f"device: {describe_device(device)}, torch {torch.__version__}, malloc: {malloc}; median of "
+              f"{args.repeats} rounds of {args.steps} steps; reference: {Path(args.reference).name}")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
