@@ -130,8 +130,9 @@ def _provenance(config: CheckpointConfig) -> str:
     kind = convert.get("kind")
     if kind in ("qcfs_to_if", "qcfs_to_multibit"):
         neuron = config.arch_kwargs.get("neuron", {})
-        start = f" and u[0] = {neuron['v_init']} V_th" if isinstance(neuron, dict) and neuron.get("v_init") else ""
-        target = f"an IF neuron with soft reset{start}" if kind == "qcfs_to_if" else f"a multi-bit spiking neuron{start}"
+        start = f"u[0] = {neuron['v_init']} V_th" if isinstance(neuron, dict) and neuron.get("v_init") else ""
+        target = ("an IF neuron" if kind == "qcfs_to_if" else "a multi-bit spiking neuron") + " with soft reset"
+        target += f" and {start}" if start else ""
         source = config.recipe.get("model", {}).get("arch", "its ANN twin")
         return (f"The weights come from ANN->SNN conversion: the ANN twin `{source}` with quantised clip-floor "
                 f"(QCFS) activations was trained, then each activation became {target}, its threshold folded "
