@@ -29,16 +29,15 @@ def accuracy_vs_T(model: nn.Module, sweep: list[int], top1: Callable[[nn.Module]
 
 
 def convert_trained(model: nn.Module, arch: str, spec: Any, top1: Callable[[nn.Module], float],
-                    source_top1: float | None = None) -> tuple[nn.Module, dict[str, Any]]:
+                    source_top1: float) -> tuple[nn.Module, dict[str, Any]]:
     """Convert the trained ``model`` (registered architecture ``arch``) as the recipe's ``convert``
     section ``spec`` says.
 
     Returns the network to save (running ``spec.T`` steps) and a report: the source network's
-    test top-1 at its own T (``source_top1`` when the caller has just measured it), and the
-    converted network's test top-1 at every T of ``spec.sweep``.
+    test top-1 at its own T (``source_top1``, which the caller has just measured), and the
+    converted network's test top-1 (``top1``) at every T of ``spec.sweep``.
     """
-    report: dict[str, Any] = {"kind": spec.kind, "source_T": model.T,
-                              "source_top1": top1(model) if source_top1 is None else source_top1}
+    report: dict[str, Any] = {"kind": spec.kind, "source_T": model.T, "source_top1": source_top1}
     if spec.kind == "noisy_t1_to_tn":
         converted = noisy_to_multistep(model, spec.T)
     else:

@@ -11,7 +11,8 @@ semantics below are the project's interpretation of its abstract (methods.md sec
 so a spike is a fixed-point value with m integer and n fractional bits (m = 1, n = 0 is the
 binary spike). ``v_init`` is the initial membrane (an absolute potential, 0 by default); conversion
 from a QCFS ANN with shift phi sets it to ``phi V_th / 2^n`` (:mod:`zoo.convert.qcfs`). Gradient:
-straight-through, ``ds/du = 1`` on ``[0, 2^m V_th)`` and 0 outside, also through the reset. A multi-bit spike counts as one event for energy (see evaluation/).
+straight-through, ``ds/du = 1`` on ``[0, 2^m V_th)`` and 0 outside, also through the reset. A
+multi-bit spike counts as one event for energy (see evaluation/).
 """
 
 from __future__ import annotations
@@ -66,5 +67,5 @@ class MultiBit(Neuron):
 
     def dynamics(self) -> Dynamics:
         p = self.params
-        return Dynamics(fire="multibit", decay=p["decay"], v_th=p["v_th"], reset="soft", int_bits=p["m"], frac_bits=p["n"],
-                        v_init=p["v_init"])
+        return Dynamics(fire="multibit", decay=p["decay"], v_th=p["v_th"], reset="soft", int_bits=p["m"],
+                        frac_bits=p["n"], v_init=p["v_init"])

@@ -175,7 +175,6 @@ def _call(fn, inp: torch.Tensor, out: torch.Tensor, h: torch.Tensor, ints, float
         raise ValueError(f"zoo CPU neuron kernel: unsupported parameters {ints} {floats}")
 
 
-# ---- buffers ---------------------------------------------------------------------------------------
 # ---- ops -----------------------------------------------------------------------------------------
 @torch.library.custom_op("zoo::cpu_neuron_forward", mutates_args=())
 def _forward_op(x: torch.Tensor, save_h: bool, ints: list[int],
@@ -207,7 +206,8 @@ def _(grad, h, grad_x, ints, floats):
 
 def forward(x: torch.Tensor, dyn: Dynamics, save_h: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(out, h) for x ``[T, ...]``: out in x's dtype, laid out like x when x is
-    :func:`~zoo.neurons.backends.layout.time_outer_dense` (else contiguous); h ``[T, K, N]`` float32, or empty unless save_h."""
+    :func:`~zoo.neurons.backends.layout.time_outer_dense` (else contiguous); h ``[T, K, N]``
+    float32, or empty unless save_h."""
     return torch.ops.zoo.cpu_neuron_forward(x, save_h, *_pack(dyn))
 
 
