@@ -23,7 +23,7 @@ from zoo.allocator import restart_keeping_freed_memory
 restart_keeping_freed_memory()
 w = torch.randn(64 << 18, requires_grad=True)  # a training step on 64 MB activations
 faults = []
-for _ in range(6):
+for _ in range(12):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     ((w * 2).sigmoid() * w).sum().backward()
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -45,8 +45,10 @@ def test_restart_sets_the_malloc_settings_and_freed_blocks_are_reused():
     assert min(json.loads(kept[-1])) > pages, f"by default every step faults its activations in again: {kept}"
     restarted = probe()
     assert restarted[:2] == ["start None", "start 0"], restarted  # the same command, run again with the settings
-    faults = json.loads(restarted[-1])
-    assert max(faults[-2:]) < pages / 20, f"once warm, a step should reuse the freed pages: {faults}"
+    default, warm = json.loads(kept[-1])[6:], json.loads(restarted[-1])[6:]
+    # glibc settles within a few steps, and even then now and again takes one fresh 64 MB block
+    # (16384 faults): compare the warm half's total, not single steps
+    assert sum(warm) < sum(default) / 4, f"once warm, steps should reuse the freed pages: {warm} vs {default}"
 
 
 @pytest.mark.parametrize("command, restarts", [
