@@ -187,6 +187,26 @@ def test_qcfs_equals_clip_floor_shift_formula():
     torch.testing.assert_close(act(x), expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_qcfs_fused_function_equals_autograd_through_the_straight_through_expression(dtype):
+    """The authors' formulation (straight-through floor, clamp gradient with its bounds) run by
+    autograd: the fused function's forward is bit-identical, its gradients equal up to rounding."""
+    torch.manual_seed(0)
+    act = QCFS(levels=3, shift=0.5, threshold_init=1.7).to(dtype)
+    x = (torch.randn(4, 8, 5, 5, dtype=dtype) * 2).requires_grad_()
+    grad = torch.randn_like(x)
+
+    c = x / act.threshold * act.levels + act.shift
+    q = (c + (c.floor() - c).detach()) / act.levels
+    expected = torch.where((q >= 0) & (q <= 1), q, q.detach().clamp(0, 1)) * act.threshold
+    expected_grads = torch.autograd.grad(expected, (x, act.threshold), grad)
+
+    y = act(x)
+    assert torch.equal(y, expected)
+    for got, want in zip(torch.autograd.grad(y, (x, act.threshold), grad), expected_grads):
+        torch.testing.assert_close(got, want)
+
+
 def test_create_act_builds_neurons_and_ann_activations():
     qcfs = create_act("qcfs(levels=3)")
     assert isinstance(qcfs, QCFS) and qcfs.spec() == {"name": "qcfs", "levels": 3, "shift": 0.5, "threshold_init": 8.0}

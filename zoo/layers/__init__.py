@@ -9,12 +9,12 @@ from .conv import ConvNormAct
 from .eca import ECA, eca_kernel_size
 from .encoding import encode_input
 from .norm import TdBatchNorm2d
-from .qcfs import QCFS, floor_ste
+from .qcfs import QCFS
 from .readout import Readout
 from .residual import BasicBlock, conv3x3
 from .time import fold
 
 __all__ = [
     "ANN_ACTIVATIONS", "BasicBlock", "ConvNormAct", "ECA", "QCFS", "Readout", "TdBatchNorm2d",
-    "conv3x3", "create_act", "eca_kernel_size", "encode_input", "floor_ste", "fold",
+    "conv3x3", "create_act", "eca_kernel_size", "encode_input", "fold",
 ]

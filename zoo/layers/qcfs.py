@@ -19,6 +19,12 @@ at the bounds, and ``q`` sits exactly on them for whole intervals of x). So wher
 (``-shift * lambda / L <= x < lambda * (1 + (1 - shift) / L)``): ``dy/dx = 1`` and
 ``dy/dlambda = (y - x) / lambda``; above it ``dy/dlambda = 1``; below it both are 0.
 
+The forward and backward are one autograd function (:class:`ClipFloorShift`): the forward runs the
+same float operations in the same order as the expression above (so its outputs are bit-identical)
+and the backward applies the gradients just given, instead of autograd chaining a dozen elementwise
+ops through the straight-through floor. On the CPU that makes a QCFS twin's training step about
+a third cheaper; only gradient rounding changes (``dy/dx`` is now exactly 1 inside the window).
+
 The module is stateless in time, so an ANN twin runs on the same time-first graph as the SNN.
 """
 
@@ -32,9 +38,27 @@ from torch import nn
 from ..neurons import spec as specs
 
 
-def floor_ste(x: torch.Tensor) -> torch.Tensor:
-    """``floor(x)`` forward, identity gradient."""
-    return x + (x.floor() - x).detach()
+class ClipFloorShift(torch.autograd.Function):
+    """``y = lambda * clamp(floor(x / lambda * L + shift) / L, 0, 1)`` with the gradients of the
+    module docstring. Saves x, y and the window masks (one byte per element each)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, threshold: torch.Tensor, levels: int, shift: float) -> torch.Tensor:
+        f = (x / threshold).mul_(levels).add_(shift).floor_()
+        inside, above = (f >= 0) & (f <= levels), f > levels
+        y = f.div_(levels).clamp_(0, 1).mul_(threshold)
+        ctx.save_for_backward(x, y, threshold, inside, above)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, y, threshold, inside, above = ctx.saved_tensors
+        grad_x = grad * inside if ctx.needs_input_grad[0] else None
+        grad_threshold = None
+        if ctx.needs_input_grad[1]:
+            dy_dlambda = torch.where(inside, (y - x) / threshold, above.to(y.dtype))
+            grad_threshold = (grad.float() * dy_dlambda).sum().to(threshold.dtype)
+        return grad_x, grad_threshold, None, None
 
 
 class QCFS(nn.Module):
@@ -58,9 +82,7 @@ class QCFS(nn.Module):
         return {"name": self.name, "levels": self.levels, "shift": self.shift, "threshold_init": self.threshold_init}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = floor_ste(x / self.threshold * self.levels + self.shift) / self.levels
-        inside = (q >= 0) & (q <= 1)
-        return torch.where(inside, q, q.detach().clamp(0, 1)) * self.threshold
+        return ClipFloorShift.apply(x, self.threshold, self.levels, self.shift)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, shift={self.shift}"
