@@ -22,8 +22,9 @@ at the bounds, and ``q`` sits exactly on them for whole intervals of x). So wher
 The forward and backward are one autograd function (:class:`ClipFloorShift`): the forward runs the
 same float operations in the same order as the expression above (so its outputs are bit-identical)
 and the backward applies the gradients just given, instead of autograd chaining a dozen elementwise
-ops through the straight-through floor. On the CPU that makes a QCFS twin's training step about
-a third cheaper; only gradient rounding changes (``dy/dx`` is now exactly 1 inside the window).
+ops through the straight-through floor: on the CPU the activation's forward and backward run about
+1.7x faster and a c32 convnet twin's training step about 12 % faster (``benchmarks/training_cost.py``)
+with less memory. Only gradient rounding changes (``dy/dx`` is now exactly 1 inside the window).
 
 The module is stateless in time, so an ANN twin runs on the same time-first graph as the SNN.
 """
@@ -53,11 +54,12 @@ class ClipFloorShift(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, y, threshold, inside, above = ctx.saved_tensors
-        grad_x = grad * inside if ctx.needs_input_grad[0] else None
         grad_threshold = None
-        if ctx.needs_input_grad[1]:
-            dy_dlambda = torch.where(inside, (y - x) / threshold, above.to(y.dtype))
-            grad_threshold = (grad.float() * dy_dlambda).sum().to(threshold.dtype)
+        if ctx.needs_input_grad[1]:  # dy/dlambda = (y - x) / lambda inside, 1 above, 0 below (one temporary)
+            dy_dlambda = (y - x).div_(threshold).mul_(inside).add_(above).mul_(grad)
+            grad_threshold = dy_dlambda.sum(dtype=torch.float32).to(threshold.dtype)
+            del dy_dlambda
+        grad_x = grad * inside if ctx.needs_input_grad[0] else None
         return grad_x, grad_threshold, None, None
 
 
