@@ -205,6 +205,10 @@ def test_qcfs_fused_function_equals_autograd_through_the_straight_through_expres
     assert torch.equal(y, expected)
     for got, want in zip(torch.autograd.grad(y, (x, act.threshold), grad), expected_grads):
         torch.testing.assert_close(got, want)
+    act.threshold.requires_grad_(False)  # the x-only path
+    torch.testing.assert_close(torch.autograd.grad(act(x), x, grad)[0], expected_grads[0])
+    compiled = torch.compile(act, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(torch.autograd.grad(compiled(x), x, grad)[0], expected_grads[0])
 
 
 def test_create_act_builds_neurons_and_ann_activations():

@@ -41,7 +41,9 @@ from ..neurons import spec as specs
 
 class ClipFloorShift(torch.autograd.Function):
     """``y = lambda * clamp(floor(x / lambda * L + shift) / L, 0, 1)`` with the gradients of the
-    module docstring. Saves x, y and the window masks (one byte per element each)."""
+    module docstring. Saves x, y and the window masks (one byte per element each). The masks are
+    applied by multiplication (twice as fast as ``torch.where`` on the CPU), so an infinite x or
+    gradient outside the window gives NaN instead of 0: only once training has already diverged."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, threshold: torch.Tensor, levels: int, shift: float) -> torch.Tensor:
@@ -57,7 +59,8 @@ class ClipFloorShift(torch.autograd.Function):
         grad_threshold = None
         if ctx.needs_input_grad[1]:  # dy/dlambda = (y - x) / lambda inside, 1 above, 0 below (one temporary)
             dy_dlambda = (y - x).div_(threshold).mul_(inside).add_(above).mul_(grad)
-            grad_threshold = dy_dlambda.sum(dtype=torch.float32).to(threshold.dtype)
+            accumulate = torch.promote_types(dy_dlambda.dtype, torch.float32)  # bf16/fp16 sum in fp32
+            grad_threshold = dy_dlambda.sum(dtype=accumulate).to(threshold.dtype)
             del dy_dlambda
         grad_x = grad * inside if ctx.needs_input_grad[0] else None
         return grad_x, grad_threshold, None, None
