@@ -228,11 +228,15 @@ def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path, data_ro
     assert CheckpointConfig.load(ddp_out / "checkpoint" / "config.json").metrics["train"]["processes"] == 2
 
 
-def test_cli_check_and_errors(capsys):
+def test_cli_check_and_errors(capsys, tmp_path):
     assert train_main([str(LIF), "--check"]) == 0
     assert "ok" in capsys.readouterr().out
     assert train_main([str(LIF), "--set", "train.optimiser.lr=1", "--check"]) == 2
     assert "train.optimiser" in capsys.readouterr().err
+    # bad input found while training is reported the same way, without a traceback
+    assert train_main([str(LIF), "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zoo train: fashion_mnist: native files not found") and str(tmp_path) in err, err
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..allocator import restart_keeping_freed_memory
+from ..data.errors import FormatError, MissingDataError
 from .recipe import RecipeError, load_recipe
 
 
@@ -54,11 +55,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.recipe}: ok, {recipe.name}: {recipe.model.arch} with {params:,} parameters")
         return 0
     from .loop import train
+    from .state import StateError
 
     out = Path(args.out) if args.out else Path("runs") / recipe.name
-    folder = train(recipe, out, recipe_file=args.recipe, overrides=args.overrides, resume=args.resume,
-                   stop_after=args.stop_after, device=args.device, backend=args.backend, data_root=args.data_dir,
-                   progress=not args.no_progress)
+    try:
+        folder = train(recipe, out, recipe_file=args.recipe, overrides=args.overrides, resume=args.resume,
+                       stop_after=args.stop_after, device=args.device, backend=args.backend, data_root=args.data_dir,
+                       progress=not args.no_progress)
+    except (RecipeError, MissingDataError, FormatError, StateError) as error:  # bad input, named in the message
+        print(f"zoo train: {error}", file=sys.stderr)
+        return 2
     if folder is not None:
         print(f"checkpoint: {folder}")
     return 0

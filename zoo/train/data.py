@@ -40,7 +40,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .distributed import Context
-from .recipe import Augment, Data
+from .recipe import Augment, Data, RecipeError
 
 SEED_RANGE = 2**62
 
@@ -67,10 +67,10 @@ class Plan:
 def epoch_plan(num_samples: int, batch_size: int, accumulation: int, ctx: Context, generator: torch.Generator) -> Plan:
     parts = ctx.world * accumulation
     if batch_size % parts:
-        raise ValueError(f"train.batch_size {batch_size} is not divisible by processes x accumulation = {parts}")
+        raise RecipeError(f"train.batch_size {batch_size} is not divisible by processes x accumulation = {parts}")
     steps = num_samples // batch_size
     if steps == 0:
-        raise ValueError(f"train.batch_size {batch_size} exceeds the {num_samples} training samples")
+        raise RecipeError(f"train.batch_size {batch_size} exceeds the {num_samples} training samples")
     perm = torch.randperm(num_samples, generator=generator)
     return Plan(perm[: steps * batch_size].view(steps, batch_size), batch_size // parts, accumulation, ctx.rank)
 
