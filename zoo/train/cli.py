@@ -17,6 +17,7 @@ from pathlib import Path
 from ..allocator import restart_keeping_freed_memory
 from ..data.errors import FormatError, MissingDataError
 from .recipe import RecipeError, load_recipe
+from .state import StateError
 
 
 def add_parser(commands) -> None:
@@ -43,10 +44,14 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        recipe = load_recipe(args.recipe, args.overrides)
-    except RecipeError as error:
+        return _check_or_train(args)
+    except (RecipeError, MissingDataError, FormatError, StateError) as error:  # bad input, named in the message
         print(f"zoo train: {error}", file=sys.stderr)
         return 2
+
+
+def _check_or_train(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe, args.overrides)
     if args.check:
         from ..registry import create_model
 
@@ -55,16 +60,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.recipe}: ok, {recipe.name}: {recipe.model.arch} with {params:,} parameters")
         return 0
     from .loop import train
-    from .state import StateError
 
     out = Path(args.out) if args.out else Path("runs") / recipe.name
-    try:
-        folder = train(recipe, out, recipe_file=args.recipe, overrides=args.overrides, resume=args.resume,
-                       stop_after=args.stop_after, device=args.device, backend=args.backend, data_root=args.data_dir,
-                       progress=not args.no_progress)
-    except (RecipeError, MissingDataError, FormatError, StateError) as error:  # bad input, named in the message
-        print(f"zoo train: {error}", file=sys.stderr)
-        return 2
+    folder = train(recipe, out, recipe_file=args.recipe, overrides=args.overrides, resume=args.resume,
+                   stop_after=args.stop_after, device=args.device, backend=args.backend, data_root=args.data_dir,
+                   progress=not args.no_progress)
     if folder is not None:
         print(f"checkpoint: {folder}")
     return 0
