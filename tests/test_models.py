@@ -157,12 +157,17 @@ def test_direct_encoding_equals_repeated_input_and_forward_is_the_mean():
     assert model(x).shape == (2, 10)
 
 
-def test_T_is_settable_and_event_input_sets_T():
+def test_T_is_settable_and_event_frames_must_fit_it():
     model = create_model("spiking_convnet", T=2)
     x = torch.rand(1, 1, 28, 28)
     assert model.forward_timesteps(x).shape[0] == 2
     model.T = 5
     assert model.forward_timesteps(x).shape[0] == 5 and model.arch_kwargs["T"] == 5
+    assert model.forward_timesteps(torch.rand(5, 1, 1, 28, 28)).shape[0] == 5  # one frame per step
+    assert model.forward_timesteps(torch.rand(1, 1, 1, 28, 28)).shape[0] == 5  # one frame, repeated
+    with pytest.raises(ValueError, match="runs T=5 steps .* got 3 frames"):
+        model.forward_timesteps(torch.rand(3, 1, 1, 28, 28))
+    model.T = 1  # a single-step network (an ANN twin) takes any number of frames as its steps
     assert model.forward_timesteps(torch.rand(3, 1, 1, 28, 28)).shape[0] == 3
     with pytest.raises(ValueError, match="positive integer"):
         model.T = 0

@@ -108,6 +108,26 @@ def test_schema_errors_name_file_and_field(change, message):
     assert str(info.value).startswith(str(CONVNET))
 
 
+NMNIST = RECIPES[0].parent / "mlf_spiking_convnet_nmnist_t8.yaml"
+QCFS_NMNIST = RECIPES[0].parent / "if_converted_convnet_qcfs_nmnist_t8.yaml"
+
+
+@pytest.mark.parametrize("path, change, message", [
+    (NMNIST, lambda r: r["data"]["params"].update(frames=4),
+     r"field 'data.params.frames' must be model.kwargs.T \(8: one frame per step\) or 1 .*got 4"),
+    (QCFS_NMNIST, lambda r: r["data"]["params"].update(frames=4),
+     r"field 'convert.sweep' must be \[convert.T\] with convert.T = data.params.frames"),
+])
+def test_event_frame_counts_must_fit_T(path, change, message):
+    """Event data reaches a network as one frame per step (F = T) or as one frame repeated over T
+    (F = 1, any conversion sweep); other frame counts are refused before training."""
+    raw = read_file(path)
+    from_dict(raw, str(path))  # the shipped recipe is valid: frames 8 at T = 8, frames 1 with a sweep
+    change(raw)
+    with pytest.raises(RecipeError, match=message):
+        from_dict(raw, str(path))
+
+
 def test_multibit_conversion_needs_matching_levels():
     raw = read_file(RECIPES[0].parent / "multibit_converted_convnet_qcfs_fashion_mnist_t1.yaml")
     raw["convert"]["m"] = 3

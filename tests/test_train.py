@@ -25,8 +25,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from zoo.cards import render_card
 from zoo.checkpoint import load_checkpoint
 from zoo.config import CheckpointConfig
+from zoo.evaluation import evaluate_checkpoint
 from zoo.train import load_recipe, train
 from zoo.train.cli import main as train_main
 from zoo.train.data import Plan, cutout, epoch_plan, hflip, random_crop
@@ -41,6 +43,7 @@ RECIPES = ROOT / "recipes"
 LIF = RECIPES / "lif_spiking_convnet_fashion_mnist_t4.yaml"
 NOISE = RECIPES / "noise_spiking_convnet_fashion_mnist_t1.yaml"
 NMNIST = RECIPES / "mlf_spiking_convnet_nmnist_t8.yaml"
+NOISE_NMNIST = RECIPES / "noise_spiking_convnet_nmnist_t1.yaml"
 MULTIBIT_CONVERTED = RECIPES / "multibit_converted_convnet_qcfs_fashion_mnist_t1.yaml"
 TINY = ["model.kwargs.channels=4", "train.epochs=3", "train.batch_size=16", "data.eval_batch_size=32",
         "train.eval_every=1", "data.augment.cutout=8"]
@@ -181,6 +184,29 @@ def test_event_data_through_the_loader_pipeline(tmp_path, monkeypatch):
     assert config.input.encoding == "frames" and config.input.size == [2, 34, 34] and config.input.mean == []
     assert config.dataset["name"] == "nmnist" and config.dataset["integration"]["frames"] == 8
     assert config.metrics["train"]["test_samples"] == 10 and config.T == 8
+
+
+def test_event_data_as_one_repeated_frame(tmp_path, monkeypatch):
+    """The N-MNIST T = 1 route (noise training, frames = 1): each recording is one integrated frame,
+    repeated over T. The checkpoint says so, and the evaluation harness, sweeping T on the
+    checkpoint, gets exactly the accuracies the run's own conversion sweep measured (the frame is
+    not integrated again per T, as frames per step are)."""
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    write_nmnist(tmp_path / "nmnist")
+    overrides = ["model.kwargs.channels=4", "train.epochs=1", "train.batch_size=10", "data.eval_batch_size=10"]
+    folder = run(NOISE_NMNIST, tmp_path / "out", tmp_path / "nmnist", overrides)
+    config = CheckpointConfig.load(folder / "config.json")
+    assert config.input.encoding == "repeated_frame" and config.input.size == [2, 34, 34]
+    assert config.dataset["integration"]["frames"] == 1 and config.T == 8
+    swept = config.metrics["train"]["conversion"]["accuracy_vs_T"]
+    assert list(swept) == ["1", "2", "4", "8", "16"]
+    records = evaluate_checkpoint(str(folder), Ts=[1, 4, 16], data_dir=str(tmp_path / "nmnist"), batch_size=10,
+                                  results=tmp_path / "results", timing_batches=1, progress=False)
+    assert [r["T"] for r in records] == [1, 4, 16] and all(r["samples"] == 10 for r in records)
+    assert [r["top1"] for r in records] == pytest.approx([swept["1"], swept["4"], swept["16"]])
+    assert all(r["input"]["encoding"] == "repeated_frame" and r["dataset_describe"]["input_size"] == [1, 2, 34, 34]
+               for r in records)
+    assert "the whole recording integrated into one frame, repeated over T" in render_card(config, "x/y")
 
 
 def test_multibit_conversion_run(tmp_path, data_root):

@@ -174,7 +174,9 @@ def _describe_input(config: CheckpointConfig) -> str:
     if config.input.encoding == "direct":
         norm = f", normalised with mean {config.input.mean} and std {config.input.std}" if config.input.mean else ""
         return f"static image {size} repeated over T (direct encoding){norm}"
-    return f"event frames [T, {size}] (see dataset integration parameters)"
+    if config.input.encoding == "repeated_frame":
+        return f"event frame {size}: the whole recording integrated into one frame, repeated over T (see dataset integration parameters)"
+    return f"event frames [T, {size}]: the recording integrated into T frames, one per step (see dataset integration parameters)"
 
 
 RESULT_COLUMNS = (

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT_VERSION = 1
-ENCODINGS = ("direct", "frames")
+ENCODINGS = ("direct", "frames", "repeated_frame")
 
 
 class ConfigError(ValueError):
@@ -36,8 +36,10 @@ class ConfigError(ValueError):
 
 @dataclass
 class InputSpec:
-    """How inputs reach the network: ``direct`` (a static image repeated T times) or ``frames``
-    (event frames ``[T, C, H, W]``), the per-sample size and the normalisation applied first."""
+    """How inputs reach the network: ``direct`` (a static image repeated T times), ``frames``
+    (events integrated into T frames ``[T, C, H, W]``, one per step) or ``repeated_frame`` (events
+    integrated into one frame, repeated T times); the per-sample size ``[C, H, W]`` and the
+    normalisation applied first."""
 
     encoding: str
     size: list[int]

@@ -11,7 +11,8 @@ those batches, and the peak memory (CUDA: allocated by tensors during the timed 
 process's peak resident set size).
 
 A T sweep evaluates the same weights at each T (``model.T`` is set; event frames are integrated
-again with T frames) and gives one record per T: accuracy against T is how ANN->SNN conversion
+again with T frames, while a checkpoint that takes one integrated frame gets it repeated T times)
+and gives one record per T: accuracy against T is how ANN->SNN conversion
 and T=1 -> T=N transfer are judged (methods.md sections 3 and 4).
 """
 
@@ -191,7 +192,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
     Ts = list(dict.fromkeys(Ts or [config.T]))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     command = _command(_public_name(checkpoint, config), dataset, split, Ts, batch_size, limit, seed)
-    frames = config.input.encoding == "frames"
+    events = config.input.encoding != "direct"
+    per_step = config.input.encoding == "frames"
     params = dict(config.recipe.get("data", {}).get("params", {}))
     transform = _normalizer(config, device)
     out = []
@@ -201,15 +203,16 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
         if done is not None and not force and done["checkpoint_sha256"] == config.weights_sha256:
             out.append({**done, "command": command})  # the command is derived, not measured
             continue
-        # Event frames are integrated again for each T; static images are read as [0, 1] pixels; both
-        # are then normalised as the checkpoint's input spec says (event counts usually are not).
+        # Frames per step are integrated again for each T (one frame, repeated by the model, is not);
+        # static images are read as [0, 1] pixels; all are then normalised as the checkpoint's
+        # input spec says (event counts usually are not).
         data = create_dataset(dataset, root=data_dir, split=split,
-                              **({**params, "frames": T} if frames else {**params, "normalize": False}))
+                              **({**params, "frames": T} if per_step else params if events else {**params, "normalize": False}))
         state = records.partial_path(results, dataset, name)
         if force:
             state.unlink(missing_ok=True)
         measured = evaluate(model, data, T=T, batch_size=batch_size, device=device, limit=limit, seed=seed,
-                            workers=workers, analog_input=not frames, transform=transform, state_path=state,
+                            workers=workers, analog_input=not events, transform=transform, state_path=state,
                             identity={"checkpoint_sha256": config.weights_sha256, "dataset": dataset,
                                       "split": split}, timing_batches=timing_batches, progress=progress)
         record = {

@@ -3,9 +3,14 @@
 - Direct encoding (Rathi & Roy 2021; the MLF and InfLoR code): a static image ``[B, C, H, W]``
   is fed unchanged at every step, ``x[t] = image``, giving ``[T, B, C, H, W]``.
 - Event frames (DVS128 Gesture, CIFAR10-DVS, N-MNIST): the dataset pipeline has already
-  integrated the events into ``[T, B, C, H, W]`` frames; they pass through unchanged and T is
-  taken from the input, after checking that C (and H, W where the network needs a fixed size)
-  fit the network.
+  integrated the events into ``[F, B, C, H, W]`` frames, after which C (and H, W where the
+  network needs a fixed size) are checked against the network. ``F = T``: one frame per step,
+  passed unchanged. ``F = 1`` (the whole recording integrated into one frame): the frame is
+  repeated at every step, like direct encoding, so that a network trained at T = 1 on it keeps
+  its input when converted to T = N (methods.md sections 3-4). A network built for ``T = 1``
+  classifies each of F frames as one step (an ANN twin averaging its logits over the frames;
+  the frame count is then the T of its conversion). Any other F is an error: silently running
+  F steps would evaluate a network at a T it was not built for.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ def encode_input(
     input_size: tuple[int, int] | None = None,
     owner: str = "model",
 ) -> torch.Tensor:
-    """Time-first input ``[T, B, C, H, W]`` from a static image ``[B, C, H, W]`` (repeated T times)
-    or event frames ``[T, B, C, H, W]`` (returned as they are). ``input_size`` (H, W), when given,
-    must match; a wrong rank, channel count or size raises ValueError naming the expected shape."""
+    """Time-first input ``[T, B, C, H, W]`` from a static image ``[B, C, H, W]`` or one event frame
+    ``[1, B, C, H, W]`` (each repeated T times), or event frames ``[T, B, C, H, W]`` (returned as
+    they are; with ``T = 1``, any number of frames). ``input_size`` (H, W), when given, must
+    match; a wrong rank, channel count, size or frame count raises ValueError naming what was
+    expected."""
     hw = "H, W" if input_size is None else f"{input_size[0]}, {input_size[1]}"
     expected = f"a static image [B, {in_chans}, {hw}] or event frames [T, B, {in_chans}, {hw}]"
     if x.dim() not in (4, 5):
@@ -31,4 +38,11 @@ def encode_input(
         raise ValueError(f"{owner} expects {expected}, got shape {tuple(x.shape)}")
     if x.dim() == 4:
         return x.unsqueeze(0).expand(T, *x.shape)
+    frames = x.shape[0]
+    if frames == 1 and T > 1:
+        return x.expand(T, *x.shape[1:])
+    if frames != T and T != 1:
+        raise ValueError(f"{owner} runs T={T} steps and takes {T} event frames, or 1 frame repeated at every "
+                         f"step; got {frames} frames (shape {tuple(x.shape)}). Integrate the events into "
+                         f"{T} frames, or set the model's T to {frames}")
     return x

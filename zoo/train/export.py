@@ -27,11 +27,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def input_spec(described: dict[str, Any]) -> InputSpec:
-    """Direct encoding for static images (``input_size`` [C, H, W]), frames for event data
-    (``input_size`` [T, C, H, W])."""
+    """Direct encoding for static images (``input_size`` [C, H, W]); for event data (``input_size``
+    [F, C, H, W]) one frame per step, or one frame repeated over T when the events were integrated
+    into a single frame (F = 1)."""
     size = [int(s) for s in described["input_size"]]
     if len(size) == 4:
-        return InputSpec(encoding="frames", size=size[1:])
+        return InputSpec(encoding="repeated_frame" if size[0] == 1 else "frames", size=size[1:])
     return InputSpec(encoding="direct", size=size, mean=list(described.get("mean") or []), std=list(described.get("std") or []))
 
 

@@ -379,6 +379,10 @@ def check(recipe: Recipe, source: str) -> None:
         value = getattr(data, key)
         if value is not None and value <= 0:
             raise _fail(source, f"data.{key}", f"must be positive or null, got {value!r}")
+    frames, T = data.params.get("frames"), recipe.model.kwargs["T"]
+    if data.dataset in EVENT_DATASETS and frames not in (1, T) and T != 1:
+        raise _fail(source, "data.params.frames", f"must be model.kwargs.T ({T}: one frame per step) or 1 (one frame "
+                                                  f"repeated over T), got {frames!r}")
     if data.pipeline == "loader" and data.augment.autoaugment is not None:
         raise _fail(source, "data.augment.autoaugment", "needs the device pipeline (uint8 images)")
     if recipe.convert is not None:
@@ -388,9 +392,11 @@ def check(recipe: Recipe, source: str) -> None:
         if isinstance(convert, QCFSToMultiBit) and (convert.m < 1 or convert.n < 0):
             raise _fail(source, "convert", f"needs m >= 1 and n >= 0, got m={convert.m}, n={convert.n}")
         _check_convert_neuron(recipe, source)
-        if data.dataset in EVENT_DATASETS and (convert.sweep != [convert.T] or data.params.get("frames") != convert.T):
-            raise _fail(source, "convert.sweep", "must be [convert.T] with convert.T = data.params.frames: event frames "
-                                                 "fix T (the frames are the time steps)")
+        if data.dataset in EVENT_DATASETS and frames != 1 and (convert.sweep != [convert.T] or frames != convert.T):
+            raise _fail(source, "convert.sweep", "must be [convert.T] with convert.T = data.params.frames when events "
+                                                 "are integrated into one frame per step (the frames are the time "
+                                                 "steps); with data.params.frames = 1 the frame is repeated over T "
+                                                 "and any sweep works")
 
 
 def _check_convert_neuron(recipe: Recipe, source: str) -> None:
