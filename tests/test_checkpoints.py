@@ -265,3 +265,24 @@ def test_shipped_cards_and_mirror_are_generated_from_the_published_configs():
         card = render_card(config, entry.hf_hub_id)
         assert (folder / "README.md").read_text() == card, f"{entry.name}: mirror card is stale; run zoo publish"
         assert (root / "model_cards" / f"{entry.name}.md").read_text() == card, entry.name
+
+
+@pytest.mark.parametrize("encoding, size, T, line", [
+    ("direct", [1, 28, 28], 4, "x = torch.rand(8, 1, 28, 28)"),
+    ("frames", [2, 34, 34], 8, "x = torch.rand(8, 8, 2, 34, 34)"),
+    ("repeated_frame", [2, 34, 34], 8, "x = torch.rand(1, 8, 2, 34, 34)"),
+])
+def test_card_example_input_runs_on_the_network(encoding, size, T, line):
+    """The card's usage example builds an input of the layout its encoding takes, and the network
+    accepts it (event frames time first; one event frame repeated over T)."""
+    arch = "spiking_convnet" if encoding == "direct" else "spiking_convnet_nmnist"
+    model = zoo.create_model(arch, T=T, channels=4)
+    config = make_config()
+    config.name, config.architecture, config.arch_kwargs = f"{arch}.example", arch, model.arch_kwargs
+    config.input.encoding, config.input.size = encoding, size
+    card = render_card(config, "x/y")
+    example = next(l for l in card.splitlines() if l.startswith("x = torch.rand("))
+    assert example.startswith(line)
+    scope = {"torch": torch}
+    exec(example, scope)
+    assert model(scope["x"]).shape == (8, 10)

@@ -63,8 +63,7 @@ def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
         "import zoo, torch",
         f"model = zoo.create_model({config.name!r}, pretrained=True).eval()",
         f"# or: torch.hub.load('snnzoo/snnzoo', {config.architecture!r}, pretrained={config.name.split('.', 1)[1]!r})",
-        f"x = torch.rand(8, {', '.join(map(str, config.input.size))})"
-        + ("  # normalised as below" if config.input.encoding == "direct" else ""),
+        _example_input(config),
         "logits = model(x)  # [8, num_classes], averaged over T",
         "```",
         "",
@@ -85,8 +84,10 @@ def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
         *_results_table(records),
         "",
         "Energy uses 0.9 pJ per accumulate (AC) and 4.6 pJ per multiply-accumulate (MAC), 45 nm "
-        "(Horowitz 2014); the first layer's analog input is counted as MACs, every other synaptic layer "
-        "as ACs = the exact number of (non-zero input, synapse) pairs (`zoo/evaluation/counters.py`).",
+        "(Horowitz 2014); "
+        + ("the first layer's analog input is counted as MACs, every other synaptic layer as ACs"
+           if config.input.encoding == "direct" else "every synaptic layer, the first included (its input is event counts), as ACs")
+        + " = the exact number of (non-zero input, synapse) pairs (`zoo/evaluation/counters.py`).",
         "",
         *_training(config),
         "## Training recipe",
@@ -167,6 +168,16 @@ def _training(config: CheckpointConfig) -> list[str]:
                   "| T | " + " | ".join(sweep) + " |", "|---|" + "---|" * len(sweep),
                   "| top-1 % | " + " | ".join(f"{v:.2f}" for v in sweep.values()) + " |", ""]
     return lines
+
+
+def _example_input(config: CheckpointConfig) -> str:
+    """A batch of 8 in the layout the checkpoint's input encoding takes."""
+    size = ", ".join(map(str, config.input.size))
+    if config.input.encoding == "direct":
+        return f"x = torch.rand(8, {size})  # normalised as below"
+    if config.input.encoding == "repeated_frame":
+        return f"x = torch.rand(1, 8, {size})  # one event frame per sample, repeated over T"
+    return f"x = torch.rand({config.T}, 8, {size})  # T event frames per sample, time first"
 
 
 def _describe_input(config: CheckpointConfig) -> str:
