@@ -192,9 +192,6 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
     Ts = list(dict.fromkeys(Ts or [config.T]))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     command = _command(_public_name(checkpoint, config), dataset, split, Ts, batch_size, limit, seed)
-    events = config.input.encoding != "direct"
-    per_step = config.input.encoding == "frames"
-    params = dict(config.recipe.get("data", {}).get("params", {}))
     transform = _normalizer(config, device)
     out = []
     for T in Ts:
@@ -203,16 +200,12 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
         if done is not None and not force and done["checkpoint_sha256"] == config.weights_sha256:
             out.append({**done, "command": command})  # the command is derived, not measured
             continue
-        # Frames per step are integrated again for each T (one frame, repeated by the model, is not);
-        # static images are read as [0, 1] pixels; all are then normalised as the checkpoint's
-        # input spec says (event counts usually are not).
-        data = create_dataset(dataset, root=data_dir, split=split,
-                              **({**params, "frames": T} if per_step else params if events else {**params, "normalize": False}))
+        data = create_dataset(dataset, root=data_dir, split=split, **_data_params(config, T))
         state = records.partial_path(results, dataset, name)
         if force:
             state.unlink(missing_ok=True)
         measured = evaluate(model, data, T=T, batch_size=batch_size, device=device, limit=limit, seed=seed,
-                            workers=workers, analog_input=not events, transform=transform, state_path=state,
+                            workers=workers, analog_input=config.input.encoding == "direct", transform=transform, state_path=state,
                             identity={"checkpoint_sha256": config.weights_sha256, "dataset": dataset,
                                       "split": split}, timing_batches=timing_batches, progress=progress)
         record = {
@@ -230,6 +223,19 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
     if write_checkpoint:
         records.write_to_checkpoint(folder, out)
     return out
+
+
+def _data_params(config: CheckpointConfig, T: int) -> dict[str, Any]:
+    """How the data set is read for T steps: events integrated again into T frames (``frames``) or
+    into the one frame the network was trained on (``repeated_frame``: the model repeats it); static
+    images as [0, 1] pixels. All are then normalised as the checkpoint's input spec says
+    (:func:`_normalizer`; event counts usually are not)."""
+    params = dict(config.recipe.get("data", {}).get("params", {}))
+    if config.input.encoding == "frames":
+        return {**params, "frames": T}
+    if config.input.encoding == "repeated_frame":
+        return params
+    return {**params, "normalize": False}
 
 
 def _normalizer(config: CheckpointConfig, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor] | None:

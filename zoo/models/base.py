@@ -13,7 +13,8 @@ A zoo model is a plain ``nn.Module`` (timm's optimisers and schedulers take it a
 - ``forward_timesteps(x) -> [T, B, num_classes]`` per-step logits (for the TET loss) and
   ``forward(x) -> [B, num_classes]``, their mean over T. ``x`` is a static image ``[B, C, H, W]``
   (direct encoding: the same image at each of ``model.T`` steps) or event frames
-  ``[T, B, C, H, W]`` (T taken from the input);
+  ``[T, B, C, H, W]``, or one frame ``[1, B, C, H, W]`` repeated at each step (a ``T = 1`` network
+  takes any number of frames, one per step; see :mod:`zoo.layers.encoding`);
 - ``neurons()`` / ``named_neurons()``: the :class:`zoo.neurons.Neuron` modules, for firing
   statistics (``zoo.neurons.record_firing(model)`` finds the same ones).
 
