@@ -31,10 +31,15 @@ def test_the_required_recipes_exist():
         "multibit_ds_resnet20_dvs128_gesture_t16.yaml", "multibit_converted_vgg16_qcfs_cifar10_t1.yaml",
         "multibit_converted_vgg16_qcfs_cifar100_t1.yaml", "multibit_converted_vgg11_qcfs_dvs128_gesture_t16.yaml",
         *[f"noise_spiking_{a}_{d}_t1.yaml" for a in ("vgg16", "resnet19") for d in ("cifar10", "cifar100")],
-        *[f"{m}_fashion_mnist_t{t}.yaml" for m, t in (("lif_spiking_convnet", 4), ("mlf_spiking_convnet", 4),
-                                                     ("inflor_spiking_convnet", 4), ("multibit_spiking_convnet", 4),
-                                                     ("multibit_converted_convnet_qcfs", 1), ("noise_spiking_convnet", 1))],
-        "mlf_spiking_convnet_mnist_t4.yaml", "mlf_spiking_convnet_nmnist_t8.yaml",
+        # the CPU recipes: every method on the small convnet, on each of the three small data sets
+        *[f"{m}_{d}_t{t}.yaml" for d in ("fashion_mnist", "mnist")
+          for m, t in (("lif_spiking_convnet", 4), ("mlf_spiking_convnet", 4), ("inflor_spiking_convnet", 4),
+                       ("multibit_spiking_convnet", 4), ("multibit_converted_convnet_qcfs", 1),
+                       ("if_converted_convnet_qcfs", 4), ("noise_spiking_convnet", 1))],
+        *[f"{m}_nmnist_t{t}.yaml" for m, t in (("lif_spiking_convnet", 8), ("mlf_spiking_convnet", 8),
+                                              ("inflor_spiking_convnet", 8), ("multibit_spiking_convnet", 8),
+                                              ("multibit_converted_convnet_qcfs", 1),
+                                              ("if_converted_convnet_qcfs", 8), ("noise_spiking_convnet", 1))],
     ]
     assert not [n for n in required if n not in names]
 
