@@ -139,12 +139,14 @@ def test_direct_encoding_repeats_the_image():
 def test_event_frames_pass_through_and_are_checked():
     frames = torch.rand(6, 2, 2, 34, 34)
     assert encode_input(frames, 6, 2, (34, 34)) is frames  # one frame per step
-    assert encode_input(frames, 1, 2, (34, 34)) is frames  # a T = 1 network: each frame is one step
+    assert encode_input(frames, 1, 2, (34, 34), stateless=True) is frames  # an ANN twin: each frame one step
     one = frames[:1]
     seq = encode_input(one, 4, 2, (34, 34))  # one integrated frame, repeated at every step
     assert seq.shape == (4, 2, 2, 34, 34) and all(torch.equal(seq[t], one[0]) for t in range(4))
-    with pytest.raises(ValueError, match=r"runs T=4 steps and takes 4 event frames, or 1 .* got 6 frames"):
+    with pytest.raises(ValueError, match=r"runs T=4 steps and takes 4 event frames .* or 1 frame .* got 6 frames"):
         encode_input(frames, 4, 2, (34, 34))
+    with pytest.raises(ValueError, match=r"runs T=1 steps .* got 6 frames.*only a network without spiking neurons"):
+        encode_input(frames, 1, 2, (34, 34))  # a spiking network would carry its state across the frames
     with pytest.raises(ValueError, match=r"\[T, B, 2, 34, 34\]"):
         encode_input(torch.rand(6, 2, 2, 32, 32), 4, 2, (34, 34))
     with pytest.raises(ValueError, match=r"\[B, 2, H, W\]"):

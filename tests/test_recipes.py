@@ -117,9 +117,15 @@ NMNIST = RECIPES[0].parent / "mlf_spiking_convnet_nmnist_t8.yaml"
 QCFS_NMNIST = RECIPES[0].parent / "if_converted_convnet_qcfs_nmnist_t8.yaml"
 
 
+NOISE_NMNIST = RECIPES[0].parent / "noise_spiking_convnet_nmnist_t1.yaml"
+
+
 @pytest.mark.parametrize("path, change, message", [
-    (NMNIST, lambda r: r["data"]["params"].update(frames=4),
-     r"field 'data.params.frames' must be model.kwargs.T \(8: one frame per step\) or 1 .*got 4"),
+    (NMNIST, lambda r: r["data"]["params"].update(frames=4), r"field 'data.params' model spiking_convnet_nmnist runs "
+                                                             r"T=8 steps and takes 8 event frames .* got 4 frames"),
+    (NMNIST, lambda r: r["model"]["kwargs"].update(T=1), r"runs T=1 steps .* got 8 frames.*without spiking neurons"),
+    (NOISE_NMNIST, lambda r: (r["data"]["params"].update(frames=8), r["convert"].update(sweep=[8])),
+     r"runs T=1 steps .* got 8 frames"),  # noisy IF is stateful: T=1 training on 8 frames would be T=8
     (QCFS_NMNIST, lambda r: r["data"]["params"].update(frames=4),
      r"field 'convert.sweep' must be \[convert.T\] with convert.T = data.params.frames"),
 ])
@@ -131,6 +137,26 @@ def test_event_frame_counts_must_fit_T(path, change, message):
     change(raw)
     with pytest.raises(RecipeError, match=message):
         from_dict(raw, str(path))
+
+
+def as_twin(raw: dict) -> None:
+    """The N-MNIST recipe turned into QCFS conversion of its ANN twin on the same 8 frames."""
+    raw["model"]["arch"] = "convnet_nmnist_qcfs"
+    raw["model"]["kwargs"].update(T=1, neuron={"name": "qcfs", "levels": 4, "shift": 0.5, "threshold_init": 4.0})
+    raw["convert"] = {"kind": "qcfs_to_if", "T": 8, "sweep": [8]}
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r["data"].update(params={"preset": "plif"}),  # the preset's 8 frames
+    lambda r: r["data"]["params"].update(frames=None),  # null: the default preset's frame count
+    lambda r: r["data"]["params"].update(frames=1),  # one frame, repeated over T = 8
+    lambda r: as_twin(r),  # an ANN twin takes the 8 frames at T=1, one per step
+])
+def test_event_frame_counts_that_fit(change):
+    """Frame counts the data set integrates (from a preset, null or given) that fit T are accepted."""
+    raw = read_file(NMNIST)
+    change(raw)
+    from_dict(raw, str(NMNIST))  # raises RecipeError if refused
 
 
 def test_multibit_conversion_needs_matching_levels():

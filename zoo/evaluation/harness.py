@@ -51,7 +51,8 @@ def evaluate(model: nn.Module, dataset: Dataset, *, T: int, batch_size: int = 12
              identity: dict[str, Any] | None = None, timing_batches: int = 10, progress: bool = True) -> dict[str, Any]:
     """Measure ``model`` at ``T`` steps on the first ``limit`` samples of ``dataset`` (all when None).
 
-    Samples are ``(x, label)``: a static image ``[C, H, W]`` or event frames ``[T, C, H, W]``.
+    Samples are ``(x, label)``: a static image ``[C, H, W]``, event frames ``[T, C, H, W]`` or one
+    event frame ``[1, C, H, W]`` (repeated over T by the model).
     ``transform`` is applied to each batch on the device (the checkpoint's input normalisation).
     With ``state_path`` the running totals are kept there (``identity`` must match for a resume) and
     the file is removed when the pass completes. Returns the measurements of an evaluation record.

@@ -13,8 +13,8 @@ A zoo model is a plain ``nn.Module`` (timm's optimisers and schedulers take it a
 - ``forward_timesteps(x) -> [T, B, num_classes]`` per-step logits (for the TET loss) and
   ``forward(x) -> [B, num_classes]``, their mean over T. ``x`` is a static image ``[B, C, H, W]``
   (direct encoding: the same image at each of ``model.T`` steps) or event frames
-  ``[T, B, C, H, W]``, or one frame ``[1, B, C, H, W]`` repeated at each step (a ``T = 1`` network
-  takes any number of frames, one per step; see :mod:`zoo.layers.encoding`);
+  ``[T, B, C, H, W]``, or one frame ``[1, B, C, H, W]`` repeated at each step (a stateless
+  ``T = 1`` network takes any number of frames, one per step; see :mod:`zoo.layers.encoding`);
 - ``neurons()`` / ``named_neurons()``: the :class:`zoo.neurons.Neuron` modules, for firing
   statistics (``zoo.neurons.record_firing(model)`` finds the same ones).
 
@@ -107,16 +107,18 @@ class SpikingModel(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Time-first input ``[T, B, C, H, W]``: direct encoding or event frames (module
-        :mod:`zoo.layers.encoding`)."""
+        :mod:`zoo.layers.encoding`; a network without spiking neurons is stateless)."""
         size = self.default_input_size[1:] if self.input_size_fixed else None
-        return encode_input(x, self.T, self.in_chans, size, owner=type(self).__name__)
+        stateless = self.T == 1 and next(self.neurons(), None) is None
+        return encode_input(x, self.T, self.in_chans, size, owner=type(self).__name__, stateless=stateless)
 
     def forward_seq(self, x: torch.Tensor) -> torch.Tensor:
         """Time-first input ``[T, B, C, H, W]`` -> per-step logits ``[T, B, num_classes]``."""
         raise NotImplementedError
 
     def forward_timesteps(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-step logits ``[T, B, num_classes]`` (T = ``model.T`` for static input)."""
+        """Per-step logits ``[T, B, num_classes]`` (T = ``model.T``, or the frame count of event
+        frames given to a stateless T = 1 network)."""
         return self.forward_seq(self.encode(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,10 @@ import yaml
 
 from ..convert.qcfs import ConversionError, snn_arch
 from ..data import EVENT_DATASETS
+from ..data.events import Integration
+from ..data.events.base import resolve_integration
+from ..layers import ANN_ACTIVATIONS
+from ..layers.encoding import check_frame_count
 from ..neurons.spec import SpecError
 from ..neurons.spec import parse as spec_parse
 
@@ -379,10 +383,7 @@ def check(recipe: Recipe, source: str) -> None:
         value = getattr(data, key)
         if value is not None and value <= 0:
             raise _fail(source, f"data.{key}", f"must be positive or null, got {value!r}")
-    frames, T = data.params.get("frames"), recipe.model.kwargs["T"]
-    if data.dataset in EVENT_DATASETS and frames not in (1, T) and T != 1:
-        raise _fail(source, "data.params.frames", f"must be model.kwargs.T ({T}: one frame per step) or 1 (one frame "
-                                                  f"repeated over T), got {frames!r}")
+    frames = _event_frames(recipe, source) if data.dataset in EVENT_DATASETS else None
     if data.pipeline == "loader" and data.augment.autoaugment is not None:
         raise _fail(source, "data.augment.autoaugment", "needs the device pipeline (uint8 images)")
     if recipe.convert is not None:
@@ -392,19 +393,38 @@ def check(recipe: Recipe, source: str) -> None:
         if isinstance(convert, QCFSToMultiBit) and (convert.m < 1 or convert.n < 0):
             raise _fail(source, "convert", f"needs m >= 1 and n >= 0, got m={convert.m}, n={convert.n}")
         _check_convert_neuron(recipe, source)
-        if data.dataset in EVENT_DATASETS and frames != 1 and (convert.sweep != [convert.T] or frames != convert.T):
+        if frames not in (None, 1) and (convert.sweep != [convert.T] or frames != convert.T):
             raise _fail(source, "convert.sweep", "must be [convert.T] with convert.T = data.params.frames when events "
                                                  "are integrated into one frame per step (the frames are the time "
                                                  "steps); with data.params.frames = 1 the frame is repeated over T "
                                                  "and any sweep works")
 
 
-def _check_convert_neuron(recipe: Recipe, source: str) -> None:
-    """The trained network must be the kind the conversion starts from (checked before training)."""
+def _event_frames(recipe: Recipe, source: str) -> int:
+    """The frame count the event data set will integrate (its preset, then ``data.params``), checked
+    against the network's T (:func:`zoo.layers.encoding.check_frame_count`)."""
+    data, kwargs = recipe.data, recipe.model.kwargs
+    cls = EVENT_DATASETS[data.dataset]
+    given = {f.name: data.params.get(f.name) for f in fields(Integration)}
+    stateless = _neuron_spec(recipe, source)["name"] in ANN_ACTIVATIONS
     try:
-        neuron = spec_parse(recipe.model.kwargs["neuron"])
+        frames = resolve_integration(cls.presets, cls.default_preset, data.params.get("preset"), given)[0].frames
+        check_frame_count(frames, kwargs["T"], stateless, f"model {recipe.model.arch}")
+    except ValueError as error:
+        raise _fail(source, "data.params", str(error)) from None
+    return frames
+
+
+def _neuron_spec(recipe: Recipe, source: str) -> dict[str, Any]:
+    try:
+        return spec_parse(recipe.model.kwargs["neuron"])
     except SpecError as error:
         raise _fail(source, "model.kwargs.neuron", str(error)) from None
+
+
+def _check_convert_neuron(recipe: Recipe, source: str) -> None:
+    """The trained network must be the kind the conversion starts from (checked before training)."""
+    neuron = _neuron_spec(recipe, source)
     convert = recipe.convert
     needed = "noisy_if" if isinstance(convert, NoisyToIF) else "qcfs"
     if neuron["name"] != needed:
