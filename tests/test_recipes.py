@@ -12,7 +12,6 @@ import yaml
 
 import zoo
 from zoo.data import EVENT_DATASETS
-from zoo.data.events import Integration
 from zoo.data.static import SPECS
 from zoo.train.recipe import QCFSToIF, QCFSToMultiBit, RecipeError, apply_overrides, from_dict, load_recipe, read_file
 
@@ -49,8 +48,7 @@ def input_fits(recipe) -> None:
     kwargs, data = recipe.model.kwargs, recipe.data
     if data.dataset in EVENT_DATASETS:
         cls = EVENT_DATASETS[data.dataset]
-        fields = {k: v for k, v in data.params.items() if k in ("method", "frames", "window_us", "events_per_frame", "downsample")}
-        integration = Integration(**fields)
+        integration = cls.resolve_params(data.params)[0]
         assert kwargs["img_size"] == integration.output_size(cls.sensor_size)[0]
         assert kwargs["in_chans"] == 2 and kwargs["num_classes"] == len(cls.classes)
         if recipe.convert is None:
@@ -115,8 +113,6 @@ def test_schema_errors_name_file_and_field(change, message):
 
 NMNIST = RECIPES[0].parent / "mlf_spiking_convnet_nmnist_t8.yaml"
 QCFS_NMNIST = RECIPES[0].parent / "if_converted_convnet_qcfs_nmnist_t8.yaml"
-
-
 NOISE_NMNIST = RECIPES[0].parent / "noise_spiking_convnet_nmnist_t1.yaml"
 
 

@@ -36,8 +36,6 @@ import yaml
 
 from ..convert.qcfs import ConversionError, snn_arch
 from ..data import EVENT_DATASETS
-from ..data.events import Integration
-from ..data.events.base import resolve_integration
 from ..layers import ANN_ACTIVATIONS
 from ..layers.encoding import check_frame_count
 from ..neurons.spec import SpecError
@@ -403,13 +401,10 @@ def check(recipe: Recipe, source: str) -> None:
 def _event_frames(recipe: Recipe, source: str) -> int:
     """The frame count the event data set will integrate (its preset, then ``data.params``), checked
     against the network's T (:func:`zoo.layers.encoding.check_frame_count`)."""
-    data, kwargs = recipe.data, recipe.model.kwargs
-    cls = EVENT_DATASETS[data.dataset]
-    given = {f.name: data.params.get(f.name) for f in fields(Integration)}
     stateless = _neuron_spec(recipe, source)["name"] in ANN_ACTIVATIONS
     try:
-        frames = resolve_integration(cls.presets, cls.default_preset, data.params.get("preset"), given)[0].frames
-        check_frame_count(frames, kwargs["T"], stateless, f"model {recipe.model.arch}")
+        frames = EVENT_DATASETS[recipe.data.dataset].resolve_params(recipe.data.params)[0].frames
+        check_frame_count(frames, recipe.model.kwargs["T"], stateless, f"model {recipe.model.arch}")
     except ValueError as error:
         raise _fail(source, "data.params", str(error)) from None
     return frames

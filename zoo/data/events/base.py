@@ -10,11 +10,12 @@ progress bar, and serves ``(float32 frames, int label)`` samples.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -80,6 +81,14 @@ class EventFrameDataset(Dataset):
     source_url: str
     shard_bytes = 64 << 20  # samples per cache shard: this many bytes of float32 frames
 
+    @classmethod
+    def resolve_params(cls, params: Mapping[str, Any]) -> tuple[Integration, str | None]:
+        """The integration that the data set's keyword ``params`` select (``preset``, then the
+        Integration fields given; other keys are ignored), and the preset's name when the result is
+        exactly that preset. A recipe's ``data.params`` can be checked with it before any data is read."""
+        given = {f.name: params.get(f.name) for f in dataclasses.fields(Integration)}
+        return resolve_integration(cls.presets, cls.default_preset, params.get("preset"), given)
+
     def __init__(self, root: str | os.PathLike | None = None, split: str = "train", *,
                  preset: str | None = None, method: str | None = None, frames: int | None = None,
                  window_us: int | None = None, events_per_frame: int | None = None,
@@ -89,10 +98,9 @@ class EventFrameDataset(Dataset):
             raise ValueError(f"{self.name}: download=True is not supported; get the data set from "
                              f"{self.source_url} and pass its folder as root")
         self.split = check_split(split)
-        self.integration, self.preset = resolve_integration(
-            self.presets, self.default_preset, preset,
-            dict(method=method, frames=frames, window_us=window_us,
-                 events_per_frame=events_per_frame, downsample=downsample))
+        self.integration, self.preset = self.resolve_params(dict(
+            preset=preset, method=method, frames=frames, window_us=window_us,
+            events_per_frame=events_per_frame, downsample=downsample))
         folder, self.units = self._units(root, f"Get the data set from {self.source_url}")
         self.labels = [label for unit in self.units for label in unit.labels]
         self.num_classes = len(self.classes)
