@@ -98,6 +98,10 @@ def base() -> dict:
     (lambda r: r["train"]["optimizer"].update(name="lamb"), r"field 'train.optimizer.name' must be one of 'sgd', 'adamw'"),
     (lambda r: r["data"]["augment"].update(hflip=1), r"field 'data.augment.hflip' must be true or false"),
     (lambda r: r.update(name="other_arch.tag"), r"field 'name' must be 'spiking_convnet.<tag>'"),
+    (lambda r: r["train"].update(ema={"decay": 1.0}), r"field 'train.ema.decay' must be in \[0, 1\)"),
+    (lambda r: r["train"].update(ema={"decay": 0.9, "every": 2}), r"unknown field\(s\) 'train.ema.every'"),
+    (lambda r: r["data"]["augment"].update(hflip=False, alternate_flip=True),
+     r"field 'data.augment.alternate_flip' needs data.augment.hflip: true"),
     (lambda r: r["model"]["kwargs"].pop("T"), r"field 'model.kwargs' lacks 'T'"),
     (lambda r: r["train"].update(batch_size=100, accumulation=3), r"divisible by train.accumulation"),
     (lambda r: r.update(convert={"kind": "qcfs_to_if", "T": 4, "sweep": [4]}), r"field 'model.arch' must be an ANN twin"),
@@ -171,7 +175,7 @@ def test_yaml_strictness_and_overrides(tmp_path):
     exponent = tmp_path / "exp.yaml"
     exponent.write_text(text.replace("lr: 0.001", "lr: 1e-3"))
     assert load_recipe(exponent).train.optimizer.lr == 1e-3  # YAML 1.1 would read "1e-3" as a string
-    recipe = load_recipe(CONVNET, ["train.epochs=2", "data.augment={crop_padding: 0, hflip: false, autoaugment: null, cutout: 0}"])
+    recipe = load_recipe(CONVNET, ["train.epochs=2", "data.augment={crop_padding: 0, hflip: false, alternate_flip: false, autoaugment: null, cutout: 0}"])
     assert recipe.train.epochs == 2 and recipe.data.augment.hflip is False
     with pytest.raises(RecipeError, match="no field 'train.epoch'"):
         apply_overrides(base(), ["train.epoch=2"], "x.yaml")

@@ -31,7 +31,8 @@ from zoo.config import CheckpointConfig
 from zoo.evaluation import evaluate_checkpoint
 from zoo.train import load_recipe, train
 from zoo.train.cli import main as train_main
-from zoo.train.data import Plan, cutout, epoch_plan, hflip, random_crop
+from zoo.train.data import Plan, alternating_flips, cutout, epoch_plan, hflip, random_crop
+from zoo.train.ema import WeightEMA
 from zoo.train.distributed import Context
 from zoo.train.losses import loss_fn
 from zoo.train.optim import lr_at
@@ -46,7 +47,7 @@ NMNIST = RECIPES / "mlf_spiking_convnet_nmnist_t8.yaml"
 NOISE_NMNIST = RECIPES / "noise_spiking_convnet_nmnist_t1.yaml"
 MULTIBIT_CONVERTED = RECIPES / "multibit_converted_convnet_qcfs_fashion_mnist_t1.yaml"
 TINY = ["model.kwargs.channels=4", "train.epochs=3", "train.batch_size=16", "data.eval_batch_size=32",
-        "train.eval_every=1", "data.augment.cutout=8"]
+        "train.eval_every=1", "data.augment.cutout=8", "data.augment.alternate_flip=true", "train.ema={decay: 0.9}"]
 CPU = torch.device("cpu")
 
 
@@ -99,10 +100,10 @@ def straight(tmp_path_factory, data_root) -> Path:
 
 
 def test_resume_is_bit_exact(straight, tmp_path, data_root):
-    """Stopped after 1 epoch and resumed (a fresh process state: model, optimizer, RNGs all rebuilt
-    from the state file), the run ends with exactly the weights of the straight run. The noisy
-    neurons draw from the global RNG and the augmentation from the data generator, so this holds
-    only if every generator is saved and restored."""
+    """Stopped after 1 epoch and resumed (a fresh process state: model, optimizer, weight average,
+    RNGs all rebuilt from the state file), the run ends with exactly the weights of the straight run.
+    The noisy neurons draw from the global RNG, the augmentation from the data generator and the
+    alternating flips from the epoch, so this holds only if every generator is saved and restored."""
     assert run(NOISE, tmp_path, data_root, TINY, stop_after=1) is None
     assert [r["epoch"] for r in log_rows(tmp_path)] == ["1"]
     assert load_state(tmp_path)["epoch"] == 1
@@ -116,6 +117,8 @@ def test_resume_is_bit_exact(straight, tmp_path, data_root):
     state_a, state_b = load_state(straight), load_state(tmp_path)
     assert all(torch.equal(state_a["optimizer"]["state"][k]["exp_avg"], state_b["optimizer"]["state"][k]["exp_avg"])
                for k in state_a["optimizer"]["state"])
+    assert state_a["ema"]["steps"] == state_b["ema"]["steps"] == 3 * 4
+    assert all(torch.equal(state_a["ema"]["model"][k], state_b["ema"]["model"][k]) for k in state_a["ema"]["model"])
     drop = ("epoch_time_s", "eval_time_s", "images_per_s", "peak_memory_mb")
     assert [{k: v for k, v in r.items() if k not in drop} for r in log_rows(straight)] == \
            [{k: v for k, v in r.items() if k not in drop} for r in log_rows(tmp_path)]
@@ -300,6 +303,40 @@ def test_augmentations_against_direct_indexing():
     expected = torch.ones(5, 6)
     expected[0:2, 1:5] = 0
     assert torch.equal(holed[0, 0], expected)
+
+
+def test_alternating_flips_show_each_image_both_ways_in_consecutive_epochs():
+    order = torch.randperm(1000, generator=torch.Generator().manual_seed(1)).view(10, 100)
+    first, second, third = (alternating_flips(order, 1000, epoch, seed=5) for epoch in (0, 1, 2))
+    assert torch.equal(first, ~second) and torch.equal(first, third)
+    assert 400 < int(first.sum()) < 600  # a random half starts flipped
+    by_sample = torch.empty(1000, dtype=torch.bool)
+    by_sample[order.flatten()] = first.flatten()
+    assert torch.equal(alternating_flips(torch.arange(1000), 1000, 0, seed=5), by_sample)  # a property of the sample
+
+
+def test_weight_ema_follows_the_formula():
+    """avg <- avg + (1 - d_n)(w - avg), d_n = min(decay, (1 + n) / (10 + n)), on parameters and BN
+    running statistics; the integer batch counter is copied."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    ema = WeightEMA(model, decay=0.5)
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    for n in range(1, 4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model(torch.randn(5, 3))  # moves the running statistics
+        ema.update(model)
+        d = min(0.5, (1 + n) / (10 + n))
+        for key, value in model.state_dict().items():
+            expected[key] = value.clone() if not value.is_floating_point() else expected[key] + (1 - d) * (value - expected[key])
+    assert all(torch.allclose(ema.module.state_dict()[k].float(), expected[k].float()) for k in expected)
+    assert int(ema.module.state_dict()["1.num_batches_tracked"]) == 3
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    again = WeightEMA(model, decay=0.5)
+    again.load_state_dict(ema.state_dict())
+    assert again.steps == 3 and again.current_decay() == ema.current_decay()
 
 
 def test_losses():

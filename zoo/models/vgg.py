@@ -1,7 +1,11 @@
 """Spiking VGG-11 / VGG-16 and their ANN twins with QCFS activations.
 
 VGG: Simonyan & Zisserman, ICLR 2015, configurations "A" (11 layers) and "D" (16 layers), each
-conv3x3 followed by BatchNorm. As in the ANN->SNN conversion literature (Bu et al., ICLR 2022,
+conv3x3 followed by BatchNorm. Configuration "7" (``spiking_vgg7``, ``vgg7_qcfs``; this project's
+member of the family, sized for CPU training) has six convs and the classifier: the widths 64-256-256
+and pooling positions of the network of the fast CIFAR-10 training literature (Jordan 2024,
+airbench94: two convs per stage, the first followed by 2x2 pooling), without its whitening layer,
+about 134 M multiply-adds per image (VGG-16: 313 M). As in the ANN->SNN conversion literature (Bu et al., ICLR 2022,
 QCFS) the max pooling layers become 2x2 average pooling (max pooling of spikes does not convert),
 and the classifier is global average pooling -> one Linear.
 
@@ -29,6 +33,7 @@ from ..registry import register_model
 from .base import SpikingModel, build_model
 
 CFGS: dict[str, list[int | str]] = {
+    "7": [64, "P", 64, 256, "P", 256, 256, "P", 256],
     "A": [64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"],
     "D": [64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512, "P"],
 }
@@ -46,7 +51,7 @@ class SpikingVGG(SpikingModel):
         backend: str = "auto",
         img_size: int | tuple[int, int] = 32,
     ) -> None:
-        """``cfg``: ``"A"``, ``"D"`` or a list of conv widths with ``"P"`` for a 2x2 average pool."""
+        """``cfg``: ``"7"``, ``"A"``, ``"D"`` or a list of conv widths with ``"P"`` for a 2x2 average pool."""
         layers = CFGS[cfg] if isinstance(cfg, str) else list(cfg)
         super().__init__(num_classes=num_classes, in_chans=in_chans, T=T, neuron=neuron, backend=backend,
                          img_size=img_size, cfg=cfg)
@@ -77,6 +82,12 @@ CIFAR10 = dict(num_classes=10, in_chans=3, img_size=32)
 
 
 @register_model
+def spiking_vgg7(**kwargs) -> SpikingVGG:
+    """Spiking VGG-7 (configuration "7": 64-256-256, BN, average pooling), IF neurons, T=4."""
+    return build_model(SpikingVGG, kwargs, cfg="7", neuron="if", T=4, **CIFAR10)
+
+
+@register_model
 def spiking_vgg11(**kwargs) -> SpikingVGG:
     """Spiking VGG-11 (configuration A, BN, average pooling), IF neurons, T=4."""
     return build_model(SpikingVGG, kwargs, cfg="A", neuron="if", T=4, **CIFAR10)
@@ -86,6 +97,12 @@ def spiking_vgg11(**kwargs) -> SpikingVGG:
 def spiking_vgg16(**kwargs) -> SpikingVGG:
     """Spiking VGG-16 (configuration D, BN, average pooling), IF neurons, T=4."""
     return build_model(SpikingVGG, kwargs, cfg="D", neuron="if", T=4, **CIFAR10)
+
+
+@register_model
+def vgg7_qcfs(**kwargs) -> SpikingVGG:
+    """ANN twin of spiking_vgg7: QCFS activations (L=4, shift 1/2, learnable lambda), T=1."""
+    return build_model(SpikingVGG, kwargs, cfg="7", neuron="qcfs", T=1, **CIFAR10)
 
 
 @register_model

@@ -24,7 +24,9 @@ Augmentations (``data.augment``), in the order of InfLoR's pipeline (yfguo91/Re-
 
 - random crop: zero-pad by ``crop_padding`` on each side, crop back at a uniform offset
   (torchvision ``RandomCrop(size, padding)``);
-- horizontal flip with probability 1/2;
+- horizontal flip with probability 1/2, or alternating flip (Jordan 2024, airbench): each image is
+  flipped in every other epoch, starting flipped or not at random (:func:`alternating_flips`), so
+  consecutive epochs see both views of every image;
 - AutoAugment (Cubuk et al., CVPR 2019) with torchvision's policy, applied per sample on the
   uint8 image, each sample's random choices seeded from the data generator;
 - Cutout (DeVries & Taylor 2017): one ``cutout x cutout`` square, centre uniform over the image,
@@ -53,10 +55,14 @@ class Plan:
     micro: int  # samples per micro-batch
     accumulation: int
     rank: int
+    flips: torch.Tensor | None = None  # [steps, batch_size] bool: alternating flips (None: drawn at random)
 
     @property
     def steps(self) -> int:
         return self.order.shape[0]
+
+    def step_flips(self, step: int) -> torch.Tensor | None:
+        return None if self.flips is None else self.flips[step]
 
     def slices(self) -> list[slice]:
         """This process's micro-batches, as slices of a global batch."""
@@ -80,13 +86,24 @@ def epoch_plan(num_samples: int, batch_size: int, accumulation: int, ctx: Contex
 # --------------------------------------------------------------------------------------------
 
 
-def draw_params(aug: Augment, batch: int, size: tuple[int, int], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Random parameters for a global batch (CPU tensors, one row per sample)."""
+def alternating_flips(order: torch.Tensor, num_samples: int, epoch: int, seed: int) -> torch.Tensor:
+    """Which samples of ``order`` are flipped in 0-based ``epoch``: a fixed random half of the
+    data set (drawn from ``seed``) in even epochs, the other half in odd ones."""
+    first = torch.rand(num_samples, generator=torch.Generator().manual_seed(seed)) < 0.5
+    return first[order] ^ bool(epoch % 2)
+
+
+def draw_params(aug: Augment, batch: int, size: tuple[int, int], generator: torch.Generator,
+                flips: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Random parameters for a global batch (CPU tensors, one row per sample); ``flips`` given
+    (alternating flip) replaces the random flip draw."""
     h, w = size
     params = {}
     if aug.crop_padding:
         params["crop"] = torch.randint(0, 2 * aug.crop_padding + 1, (batch, 2), generator=generator)
-    if aug.hflip:
+    if flips is not None:
+        params["flip"] = flips
+    elif aug.hflip:
         params["flip"] = torch.rand(batch, generator=generator) < 0.5
     if aug.autoaugment:
         params["autoaugment"] = torch.randint(0, SEED_RANGE, (batch,), generator=generator)
@@ -197,7 +214,7 @@ class DeviceSplit:
     def train_batches(self, plan: Plan, aug: Augment, generator: torch.Generator) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
         """For each step, this process's micro-batches ``[(x, y), ...]``."""
         for step in range(plan.steps):
-            params = draw_params(aug, plan.order.shape[1], self.size, generator)
+            params = draw_params(aug, plan.order.shape[1], self.size, generator, plan.step_flips(step))
             micro = []
             for part in plan.slices():
                 index = plan.order[step, part].to(self.images.device)
@@ -236,12 +253,12 @@ class LoaderSplit:
         slices = plan.slices()
         lists = [plan.order[step, part].tolist() for step in range(plan.steps) for part in slices]
         loader = iter(self._loader(lists))
-        for _ in range(plan.steps):
+        for step in range(plan.steps):
             params, micro = None, []
             for part in slices:
                 x, y = self._to_device(*next(loader))
                 if params is None:
-                    params = draw_params(aug, plan.order.shape[1], tuple(x.shape[-2:]), generator)
+                    params = draw_params(aug, plan.order.shape[1], tuple(x.shape[-2:]), generator, plan.step_flips(step))
                 micro.append((to_model_layout(augment(x, slice_params(params, part), aug)), y))
             yield micro
 

@@ -29,7 +29,8 @@ from tqdm import tqdm
 from ..convert import convert_trained
 from ..registry import create_model
 from . import distributed
-from .data import build_splits, epoch_plan
+from .data import alternating_flips, build_splits, epoch_plan
+from .ema import WeightEMA
 from .evaluate import autocast, evaluate
 from .export import export_checkpoint
 from .log import MetricsLog, peak_memory_mb, reset_peak_memory
@@ -96,10 +97,11 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
     optimizer = build_optimizer(model.parameters(), train_cfg.optimizer)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=train_cfg.precision == "fp16")
     generator = torch.Generator().manual_seed(recipe.seed)
+    ema = WeightEMA(model, train_cfg.ema.decay) if train_cfg.ema is not None else None
 
     start = 0
     if resume:
-        start = _restore(load_state(out), recipe, ctx, model, optimizer, scaler, generator, out)
+        start = _restore(load_state(out), recipe, ctx, model, optimizer, scaler, generator, ema, out)
     elif (out / "train_state.safetensors").exists():
         raise StateError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
 
@@ -120,11 +122,11 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
     for epoch in range(start, end):
         lr = lr_at(train_cfg.schedule, train_cfg.optimizer.lr, epoch, train_cfg.epochs)
         set_lr(optimizer, lr)
-        stats = _train_epoch(net, model, optimizer, scaler, train_split, recipe, ctx, generator, epoch, progress)
+        stats = _train_epoch(net, model, optimizer, scaler, ema, train_split, recipe, ctx, generator, epoch, progress)
         final_eval, eval_time = None, 0.0
         if epoch == train_cfg.epochs - 1 or (train_cfg.eval_every and (epoch + 1) % train_cfg.eval_every == 0):
             begin = time.perf_counter()
-            final_eval = test(model)
+            final_eval = test(trained(model, ema))
             eval_time = time.perf_counter() - begin
         if log is not None:
             log.append({"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"], "train_top1": stats["top1"],
@@ -135,12 +137,13 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
                 shown = f", test top-1 {final_eval['top1']:.2f}%" if final_eval else ""
                 tqdm.write(f"epoch {epoch + 1}/{train_cfg.epochs}: loss {stats['loss']:.4f}, train top-1 {stats['top1']:.2f}%"
                            f"{shown}, {stats['images_per_s']:.0f} images/s")
-        _save(out, recipe, ctx, epoch + 1, model, optimizer, scaler, generator)
+        _save(out, recipe, ctx, epoch + 1, model, optimizer, scaler, generator, ema)
     if end < train_cfg.epochs:
         if log is not None:
             log.close()
         return None
     distributed.check_replicas(ctx, model)
+    model = trained(model, ema)
     if final_eval is None:  # resumed after the last epoch
         final_eval = test(model)
     conversion = None
@@ -156,11 +159,18 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
     return result
 
 
+def trained(model: nn.Module, ema: WeightEMA | None) -> nn.Module:
+    """The network a run evaluates and exports: the weights' moving average when the recipe keeps one."""
+    return model if ema is None else ema.module
+
+
 def _train_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                 split: Any, recipe: Recipe, ctx: distributed.Context, generator: torch.Generator, epoch: int,
-                 progress: bool) -> dict[str, float]:
+                 ema: WeightEMA | None, split: Any, recipe: Recipe, ctx: distributed.Context, generator: torch.Generator,
+                 epoch: int, progress: bool) -> dict[str, float]:
     cfg = recipe.train
     plan = epoch_plan(len(split), cfg.batch_size, cfg.accumulation, ctx, generator)
+    if recipe.data.augment.alternate_flip:
+        plan.flips = alternating_flips(plan.order, len(split), epoch, recipe.seed)
     net.train()
     reset_peak_memory(ctx.device)
     totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)
@@ -187,6 +197,8 @@ def _train_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimi
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(optimizer)
         scaler.update()
+        if ema is not None:
+            ema.update(model)
         bar.update(1)
     if ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)
@@ -198,17 +210,20 @@ def _train_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimi
 
 
 def _save(out: Path, recipe: Recipe, ctx: distributed.Context, epochs_done: int, model: nn.Module,
-          optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, generator: torch.Generator) -> None:
+          optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, generator: torch.Generator,
+          ema: WeightEMA | None) -> None:
     rngs = distributed.gather(ctx, capture_rng(ctx.device))
     if ctx.main:
         save_state(out, {"epoch": epochs_done, "world": ctx.world, "recipe": recipe.to_dict(),
                          "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                         "ema": None if ema is None else ema.state_dict(),
                          "data_generator": generator.get_state(), "rng": rngs})
     distributed.barrier(ctx)
 
 
 def _restore(state: dict[str, Any], recipe: Recipe, ctx: distributed.Context, model: nn.Module,
-             optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, generator: torch.Generator, out: Path) -> int:
+             optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, generator: torch.Generator,
+             ema: WeightEMA | None, out: Path) -> int:
     where = out / "train_state.safetensors"
     differ = _differences(state["recipe"], recipe.to_dict())
     if differ:
@@ -220,6 +235,8 @@ def _restore(state: dict[str, Any], recipe: Recipe, ctx: distributed.Context, mo
     optimizer.load_state_dict(state["optimizer"])
     scaler.load_state_dict(state["scaler"])
     generator.set_state(state["data_generator"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
     restore_rng(state["rng"][ctx.rank], ctx.device)
     return int(state["epoch"])
 

@@ -16,9 +16,9 @@ Layout (see any file in ``recipes/``)::
     deterministic: true
     model: {arch, kwargs}                # zoo.create_model(arch, **kwargs)
     data: {dataset, params, sample_augment, pipeline, workers, eval_batch_size, train_limit, test_limit,
-           augment: {crop_padding, hflip, autoaugment, cutout}}
+           augment: {crop_padding, hflip, alternate_flip, autoaugment, cutout}}
     train: {epochs, batch_size, accumulation, loss, label_smoothing, optimizer: {...},
-            schedule: {...}, grad_clip, precision, channels_last, compile, eval_every}
+            schedule: {...}, ema, grad_clip, precision, channels_last, compile, eval_every}
     convert: null | {kind, ...}          # ANN->SNN or T=1->T=N after training (zoo.convert)
 """
 
@@ -63,6 +63,7 @@ class Augment:
 
     crop_padding: int  # random crop back to the input size after zero padding by this; 0 = off
     hflip: bool  # random horizontal flip with probability 1/2 (off for digits)
+    alternate_flip: bool  # with hflip: each image flipped in every other epoch instead of at random (airbench)
     autoaugment: Optional[Literal["cifar10", "imagenet", "svhn"]]  # Cubuk et al. CVPR 2019 policy
     cutout: int  # side of one square hole zeroed at a random centre (DeVries & Taylor 2017); 0 = off
 
@@ -119,6 +120,13 @@ class Step:
 
 
 @dataclass
+class EMA:
+    """An exponential moving average of the weights (zoo.train.ema), evaluated and exported."""
+
+    decay: float  # the average's decay per optimizer step, reached after a warm-up of (1 + n) / (10 + n)
+
+
+@dataclass
 class Train:
     epochs: int
     batch_size: int  # global: samples per optimizer step over all processes and accumulation steps
@@ -127,6 +135,7 @@ class Train:
     label_smoothing: float
     optimizer: Union[SGD, AdamW]
     schedule: Union[Cosine, Step]
+    ema: Optional[EMA]  # null = evaluate and export the trained weights themselves
     grad_clip: Optional[float]  # max global gradient L2 norm; null = off
     precision: Literal["fp32", "bf16", "fp16"]  # autocast dtype (fp16 adds a GradScaler)
     channels_last: bool
@@ -303,7 +312,7 @@ def _convert(tp: Any, value: Any, path: str, source: str) -> Any:
             if len(options) < len(args):
                 return None
             raise _fail(source, path, "must not be null")
-        if all(is_dataclass(a) for a in options):
+        if len(options) > 1 and all(is_dataclass(a) for a in options):
             return _build(_variant(options, value, path, source), value, path, source)
         return _convert(options[0], value, path, source)
     if origin is Literal:
@@ -374,6 +383,10 @@ def check(recipe: Recipe, source: str) -> None:
         raise _fail(source, "train.optimizer.betas", f"must be two numbers, got {train.optimizer.betas!r}")
     if not 0 <= train.label_smoothing < 1:
         raise _fail(source, "train.label_smoothing", f"must be in [0, 1), got {train.label_smoothing!r}")
+    if train.ema is not None and not 0 <= train.ema.decay < 1:
+        raise _fail(source, "train.ema.decay", f"must be in [0, 1), got {train.ema.decay!r}")
+    if data.augment.alternate_flip and not data.augment.hflip:
+        raise _fail(source, "data.augment.alternate_flip", "needs data.augment.hflip: true")
     if train.eval_every < 0 or data.workers < 0 or data.augment.crop_padding < 0 or data.augment.cutout < 0:
         raise RecipeError(f"{source}: train.eval_every, data.workers, data.augment.crop_padding and "
                           "data.augment.cutout must be >= 0")
