@@ -24,9 +24,9 @@ paths are relative to the working directory: run it from the repository root. Th
 steps each), so a change in machine load hits every row alike; the median round is reported.
 Peak memory of one step above what existed before it: CPU from torch.profiler memory events
 (``neuron_speed.cpu_peak_bytes``), CUDA from ``max_memory_allocated``. Data loading and augmentation are excluded (they are the same for every
-recipe). Like ``zoo train``, it restarts once with glibc told to keep freed memory
-(``zoo/allocator.py``); the header records the ``MALLOC_*`` settings the steps ran with
-(``MALLOC_MMAP_MAX_=65536`` keeps glibc's mmap behaviour, to see the difference). Writes
+recipe). Like ``zoo train``, it runs with glibc told to keep freed memory
+(``import zoo`` applies it, ``zoo/allocator.py``); the header records whether it did
+(``ZOO_ALLOCATOR=default`` keeps glibc's defaults, to see the difference). Writes
 ``benchmarks/results/training_cost_<device>.{csv,md}`` atomically.
 """
 
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import shlex
 import statistics
 import sys
@@ -48,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.neuron_speed import cpu_peak_bytes  # noqa: E402
-from zoo.allocator import restart_keeping_freed_memory  # noqa: E402
+import zoo  # noqa: E402
 from zoo.checkpoint import write_atomic  # noqa: E402
 from zoo.machine import describe_device  # noqa: E402
 from zoo.registry import create_model  # noqa: E402
@@ -132,8 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args(argv)
-    if argv is None:
-        restart_keeping_freed_memory()  # time the steps as `zoo train` runs them
     if args.reference not in args.recipes:
         p.error(f"--reference {args.reference} is not among the recipes")
     if args.threads:
@@ -161,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_memory_mb": round(run.peak_memory_mb(device), 1),
         })
     where = "cpu" if device.type == "cpu" else "cuda"
-    malloc = ", ".join(f"{k}={os.environ[k]}" for k in sorted(os.environ) if k.startswith("MALLOC_")) or "glibc defaults"
+    malloc = "freed memory kept (zoo/allocator.py)" if zoo.ALLOCATOR_KEEPS_FREED_MEMORY else "glibc defaults"
     header = (f"device: {describe_device(device)}, torch {torch.__version__}, malloc: {malloc}; median of "
               f"{args.repeats} rounds of {args.steps} steps; reference: {Path(args.reference).name}")
     buf = io.StringIO()

@@ -219,6 +219,33 @@ def test_qcfs_fused_function_equals_autograd_through_the_straight_through_expres
     torch.testing.assert_close(torch.autograd.grad(compiled(x), x, grad)[0], expected_grads[0])
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_qcfs_cpu_kernel_equals_the_pytorch_expressions(monkeypatch, channels_last):
+    """The C++ forward gives the same y bit for bit and dL/dx exactly, in the input's own storage
+    order (a channels-last activation viewed time-first); dL/dlambda (summed in double) equal up to
+    rounding. Values sit on every side of the window, and exactly on its edges."""
+    import zoo.layers.qcfs as qcfs_module
+
+    if qcfs_module._library() is None:
+        pytest.skip("the fused backend's CPU library could not be built here (no C++ compiler)")
+    torch.manual_seed(0)
+    act = QCFS(levels=7, shift=0.5, threshold_init=2.0)
+    x = torch.randn(2 * 3, 8, 5, 5) * 2
+    x[0, 0, 0, :4] = torch.tensor([-1 / 7, 2.0 * 7.5 / 7, 2.0, 0.0])  # window edges (below/inside, inside/above)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.view(2, 3, 8, 5, 5).requires_grad_()
+    grad = torch.randn(2, 3, 8, 5, 5)
+    results = []
+    for kernel in (True, False):
+        monkeypatch.setattr(qcfs_module, "_kernel_applies", lambda *a, use=kernel: use)
+        y = act(x)
+        results.append((y, *torch.autograd.grad(y, (x, act.threshold), grad)))
+    (y, gx, gl), (y_ref, gx_ref, gl_ref) = results
+    assert y.stride() == x.stride() and torch.equal(y, y_ref) and torch.equal(gx, gx_ref)
+    torch.testing.assert_close(gl, gl_ref, rtol=1e-5, atol=1e-5)
+
+
 def test_create_act_builds_neurons_and_ann_activations():
     qcfs = create_act("qcfs(levels=3)")
     assert isinstance(qcfs, QCFS) and qcfs.spec() == {"name": "qcfs", "levels": 3, "shift": 0.5, "threshold_init": 8.0}
@@ -230,5 +257,7 @@ def test_create_act_builds_neurons_and_ann_activations():
         create_act("qcfs(levels=0)")
     with pytest.raises(SpecError, match="shift"):
         create_act("qcfs(shift=1.0)")
+    relu = create_act("relu")
+    assert isinstance(relu, torch.nn.ReLU) and relu.spec() == {"name": "relu"}
     with pytest.raises(SpecError, match="unknown"):
-        create_act("relu")
+        create_act("tanh")

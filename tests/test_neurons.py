@@ -141,18 +141,71 @@ def test_noisy_if_eval_is_if_with_soft_reset_and_initial_membrane(backend):
     assert out[:, 0, 0].tolist() == [0, 0, 2.0, 0, 0, 0]
 
 
-def test_noisy_if_training_is_stateless_and_noisy():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_noisy_if_training_is_stateless_and_noisy(backend):
     x = torch.full((1, 20000), 0.5)
-    deterministic = run("noisy_if(sigma=0.0)", seq([0.375, 0.625], 1), train=True)
+    deterministic = run("noisy_if(sigma=0.0)", seq([0.375, 0.625], 1), backend, train=True)
     assert deterministic[:, 0, 0].tolist() == [0.0, 1.0]  # x + 0.5 > 1 only for the second
     torch.manual_seed(0)
     for noise in ("gaussian", "uniform"):
-        out = run(f"noisy_if(noise={noise})", x, train=True)
+        out = run(f"noisy_if(noise={noise})", x, backend, train=True)
         # x + mu V_th = V_th exactly: the noise decides, half the neurons fire
         assert abs(out.mean().item() - 0.5) < 0.02
-    a = run("noisy_if", x, train=True)
-    b = run("noisy_if", x, train=True)
+    a = run("noisy_if", x, backend, train=True)
+    b = run("noisy_if", x, backend, train=True)
     assert not torch.equal(a, b)  # fresh noise every pass
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "uniform"])
+def test_noisy_if_cpu_noise_has_the_distribution_and_is_reproducible(noise):
+    """The C++ generator: z has mean 0, variance 1 and the normal (or uniform) quantiles; the draw
+    is a function of torch's generator state only, not of the thread count."""
+    from zoo.neurons.noisy_if import noise_library
+
+    x = torch.zeros(1, 1_000_000)
+    if noise_library(x) is None:
+        pytest.skip("the fused backend's CPU library could not be built here (no C++ compiler)")
+    neuron = zn.create(f"noisy_if(noise={noise}, mu=0.0, sigma=1.0)").train()
+    threads = torch.get_num_threads()
+    draws = []
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        torch.manual_seed(3)
+        draws.append(neuron.noisy(x))
+    torch.set_num_threads(threads)
+    assert torch.equal(draws[0], draws[1])
+    z = draws[0].flatten().double()
+    assert abs(z.mean()) < 0.005 and abs(z.std() - 1) < 0.005
+    probs = torch.tensor([0.001, 0.023, 0.159, 0.5, 0.841, 0.977, 0.999], dtype=torch.float64)
+    if noise == "gaussian":
+        expected = math.sqrt(2) * torch.special.erfinv(2 * probs - 1)
+        assert z.abs().max() < 4.33
+    else:
+        expected = (2 * probs - 1) * math.sqrt(3)
+        assert z.abs().max() < math.sqrt(3)
+    torch.testing.assert_close(torch.quantile(z, probs), expected, atol=0.03, rtol=0)  # 3 sd at the tails
+    torch.manual_seed(3)
+    assert not torch.equal(neuron.noisy(x), neuron.noisy(x))  # a fresh seed every draw
+
+
+@pytest.mark.parametrize("spec", ["noisy_if", "noisy_if(noise=uniform, v_th=0.5, surrogate=atan)"])
+def test_noisy_if_training_fused_equals_reference(spec):
+    """In training the fused backend draws the same noise (the same generator calls) and runs the
+    noisy input through the IF step of its dynamics, every element a stateless neuron at any T:
+    the same spikes as the reference, gradients equal up to rounding, in the input's layout."""
+    x = (torch.randn(3 * 4, 6, 5, 5).contiguous(memory_format=torch.channels_last) + 0.5).view(3, 4, 6, 5, 5)
+    grad = torch.randn(3, 4, 6, 5, 5)
+    results = []
+    for backend in ("torch", "fused"):
+        torch.manual_seed(7)
+        xb = x.detach().requires_grad_()
+        out = run(spec, xb, backend, train=True)
+        out.backward(grad)
+        results.append((out, xb.grad))
+    (out_ref, g_ref), (out, g) = results
+    assert torch.equal(out, out_ref) and out.stride() == x.stride()
+    assert 0.2 < out.ne(0).float().mean() < 0.8 and g_ref is not None and g_ref.ne(0).any()
+    torch.testing.assert_close(g, g_ref)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,10 @@
 
 __version__ = "0.1.0"
 
+from .allocator import keep_freed_memory  # noqa: E402
+
+ALLOCATOR_KEEPS_FREED_MEMORY = keep_freed_memory()  # see zoo/allocator.py; ZOO_ALLOCATOR=default opts out
+
 from .registry import create_model, list_models, register_model  # noqa: E402
 
 __all__ = ["create_model", "list_models", "register_model", "__version__"]

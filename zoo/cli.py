@@ -7,7 +7,6 @@ import sys
 
 from . import __version__
 from . import info, publish
-from .allocator import restart_keeping_freed_memory
 from .evaluation import cli as evaluation_cli
 from .neurons import demo as neuron_demo
 from .train import cli as train_cli
@@ -25,14 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-LONG_RUNNING = ("train", "eval")  # restarted with glibc told to keep freed memory (zoo/allocator.py)
-
-
 def main(argv: list[str] | None = None) -> int:
     """The ``zoo`` console script; ``argv=None`` means this process's own command line."""
     args = build_parser().parse_args(argv)
-    if argv is None and args.command in LONG_RUNNING:
-        restart_keeping_freed_memory()
     return int(args.run(args) or 0)
 
 

@@ -3,7 +3,8 @@
 Every model builds each of its activation modules from one spec (``model.neuron_spec``) with
 :func:`create_act`. A neuron spec (``"mlf"``, ``"lif(tau=0.5)"``, a dict, see
 :mod:`zoo.neurons`) gives a :class:`zoo.neurons.Neuron`; the ANN activation spec ``"qcfs(...)"``
-gives a :class:`zoo.layers.qcfs.QCFS`. Because the slot and the graph code are the same, an ANN
+gives a :class:`zoo.layers.qcfs.QCFS`, and ``"relu"`` the plain ANN of the same graph (:class:`ReLU`: the
+anchor that the training-cost benchmarks compare the spiking routes with). Because the slot and the graph code are the same, an ANN
 twin and its SNN have the same parameter names for every conv, BN and linear layer.
 """
 
@@ -17,7 +18,21 @@ from .. import neurons
 from ..neurons import spec as specs
 from .qcfs import QCFS
 
-ANN_ACTIVATIONS = {QCFS.name: QCFS}
+
+
+class ReLU(nn.ReLU):
+    """``max(x, 0)``: the activation of the same graph run as an ordinary ANN (spec ``"relu"``)."""
+
+    name = "relu"
+
+    def __init__(self) -> None:
+        super().__init__(inplace=False)
+
+    def spec(self) -> specs.Spec:
+        return {"name": self.name}
+
+
+ANN_ACTIVATIONS = {QCFS.name: QCFS, ReLU.name: ReLU}
 
 
 def create_act(spec: str | Mapping[str, Any] | nn.Module, backend: str = "auto", **overrides: Any) -> nn.Module:

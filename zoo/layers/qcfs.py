@@ -37,16 +37,33 @@ import torch
 from torch import nn
 
 from ..neurons import spec as specs
+from ..neurons.backends.layout import time_outer_dense
 
 
 class ClipFloorShift(torch.autograd.Function):
     """``y = lambda * clamp(floor(x / lambda * L + shift) / L, 0, 1)`` with the gradients of the
-    module docstring. Saves x, y and the window masks (one byte per element each). The masks are
-    applied by multiplication (twice as fast as ``torch.where`` on the CPU), so an infinite x or
-    gradient outside the window gives NaN instead of 0: only once training has already diverged."""
+    module docstring.
+
+    On the CPU (float32, eager) both directions run in the fused backend's C++ library
+    (``zoo_qcfs_forward`` / ``zoo_qcfs_backward`` in ``zoo/neurons/backends/cpu_kernel.cpp``): one
+    pass each, the same float32 operations in the same order as below (so the same y), saving x and
+    one byte per element for the window (below / inside / above); dL/dlambda is summed in double.
+    Elsewhere, and under ``torch.compile`` (where Inductor fuses them), the PyTorch expressions
+    below: they save x, y and the two window masks, and apply the masks by multiplication (twice as
+    fast as ``torch.where`` on the CPU), so an infinite x or gradient outside the window gives NaN
+    instead of 0: only once training has already diverged."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, threshold: torch.Tensor, levels: int, shift: float) -> torch.Tensor:
+        ctx.levels, ctx.shift = levels, shift
+        ctx.kernel = _kernel_applies(x, threshold)
+        if ctx.kernel:
+            xk = x if time_outer_dense(x) else x.contiguous()
+            y, code = torch.empty_like(xk), torch.empty_like(xk, dtype=torch.uint8)
+            _library().zoo_qcfs_forward(xk.data_ptr(), y.data_ptr(), code.data_ptr(), xk.numel(), float(threshold),
+                                        levels, shift, torch.get_num_threads())
+            ctx.save_for_backward(xk, code, threshold)
+            return y
         f = (x / threshold).mul_(levels).add_(shift).floor_()
         inside, above = (f >= 0) & (f <= levels), f > levels
         y = f.div_(levels).clamp_(0, 1).mul_(threshold)
@@ -55,6 +72,8 @@ class ClipFloorShift(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
+        if ctx.kernel:
+            return _kernel_backward(ctx, grad)
         x, y, threshold, inside, above = ctx.saved_tensors
         grad_threshold = None
         if ctx.needs_input_grad[1]:  # dy/dlambda = (y - x) / lambda inside, 1 above, 0 below (one temporary)
@@ -64,6 +83,30 @@ class ClipFloorShift(torch.autograd.Function):
             del dy_dlambda
         grad_x = grad * inside if ctx.needs_input_grad[0] else None
         return grad_x, grad_threshold, None, None
+
+
+def _library():
+    from ..neurons.backends import cpu_kernel
+
+    return cpu_kernel.library()
+
+
+def _kernel_applies(x: torch.Tensor, threshold: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == threshold.dtype == torch.float32 and x.numel() > 0
+            and not torch.compiler.is_compiling() and _library() is not None)
+
+
+def _kernel_backward(ctx, grad: torch.Tensor) -> tuple:
+    x, code, threshold = ctx.saved_tensors
+    if grad.stride() != x.stride():  # into the forward's storage order
+        grad = torch.empty_like(x).copy_(grad)
+    grad = grad.float()
+    grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+    total = _library().zoo_qcfs_backward(grad.data_ptr(), x.data_ptr(), code.data_ptr(),
+                                         None if grad_x is None else grad_x.data_ptr(), x.numel(), float(threshold),
+                                         ctx.levels, ctx.shift, torch.get_num_threads())
+    grad_threshold = torch.tensor(total, dtype=threshold.dtype) if ctx.needs_input_grad[1] else None
+    return grad_x, grad_threshold, None, None
 
 
 class QCFS(nn.Module):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -49,6 +49,11 @@ class Neuron(nn.Module):
     def dynamics(self) -> Dynamics | None:
         """The fused-backend description, or None where only the reference applies."""
         return None
+
+    def run_dynamics(self, x: torch.Tensor, step: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The fused backends' output: ``step`` runs :meth:`dynamics` over a time-first tensor. A
+        family whose fused form needs its input prepared (noise, a different time axis) overrides this."""
+        return step(x)
 
     # -- shared ----------------------------------------------------------------------------------
     def spec(self) -> specs.Spec:

@@ -14,7 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..allocator import restart_keeping_freed_memory
 from ..data.errors import FormatError, MissingDataError
 from .recipe import RecipeError, load_recipe
 from .state import StateError
@@ -76,6 +75,4 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     configure(parser)
     args = parser.parse_args(argv)
-    if argv is None:
-        restart_keeping_freed_memory()
     return run(args)

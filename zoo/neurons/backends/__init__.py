@@ -40,7 +40,7 @@ def run(neuron: "Neuron", x: torch.Tensor) -> torch.Tensor:
     if dyn is None or backend == "torch":
         return neuron.reference(x)
     if backend == "fused":
-        return fused_neuron(x, dyn)
+        return neuron.run_dynamics(x, lambda inp: fused_neuron(inp, dyn))
     from . import triton as triton_backend
 
-    return triton_backend.triton_neuron(x, dyn)
+    return neuron.run_dynamics(x, lambda inp: triton_backend.triton_neuron(inp, dyn))

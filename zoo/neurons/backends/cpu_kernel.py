@@ -1,7 +1,9 @@
 """The CPU kernel of the ``fused`` backend: a small C++/OpenMP library, compiled on first use.
 
 ``cpu_kernel.cpp`` computes the recurrence of :mod:`zoo.neurons.dynamics` for every neuron family,
-written once and templated on the firing rule and surrogate:
+written once and templated on the firing rule and surrogate (and, in the same library, the QCFS
+activation of the ANN twins, called from :mod:`zoo.layers.qcfs`, and the noisy input of the noisy
+IF neuron's training step with its noise, :mod:`zoo.neurons.noisy_if`):
 
 - forward: x ``[T, N]`` -> out ``[T, N]``, and the pre-spike membrane h ``[T, K, N]`` (float32)
   when a gradient will be needed;
@@ -43,7 +45,7 @@ from ..dynamics import MPR_STE_HIGH, MPR_STE_LOW, Dynamics
 from .layout import FIRE_CODES, alloc_forward
 
 _SOURCE = Path(__file__).with_name("cpu_kernel.cpp")
-_FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
+_FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
 _DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
 
 # The parameters, in the order of ZooNeuronParams in cpu_kernel.cpp; the thresholds V_k follow
@@ -96,6 +98,12 @@ def _load() -> ctypes.CDLL:
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64,
                        ctypes.c_int64, ctypes.POINTER(_Params), ctypes.c_int]
+    qcfs = [ctypes.c_int64, ctypes.c_float, ctypes.c_int32, ctypes.c_float, ctypes.c_int]  # n, lambda, L, shift, threads
+    lib.zoo_qcfs_forward.restype, lib.zoo_qcfs_forward.argtypes = None, [ctypes.c_void_p] * 3 + qcfs
+    lib.zoo_qcfs_backward.restype, lib.zoo_qcfs_backward.argtypes = ctypes.c_double, [ctypes.c_void_p] * 4 + qcfs
+    noise = [ctypes.c_int64, ctypes.c_uint64] + [ctypes.c_float] * 3 + [ctypes.c_int32, ctypes.c_int]  # n, seed, mu, sigma, V_th, uniform, threads
+    lib.zoo_noisy_input.restype, lib.zoo_noisy_input.argtypes = None, [ctypes.c_void_p] * 2 + noise
+    lib.zoo_noisy_fire.restype, lib.zoo_noisy_fire.argtypes = None, [ctypes.c_void_p] * 3 + noise
     return lib
 
 
@@ -211,6 +219,12 @@ def forward(x: torch.Tensor, dyn: Dynamics, save_h: bool) -> tuple[torch.Tensor,
     return torch.ops.zoo.cpu_neuron_forward(x, save_h, *_pack(dyn))
 
 
+def same_layout(x: torch.Tensor, stride: tuple[int, ...]) -> bool:
+    """x's elements lie in storage as those of a tensor of x's shape with ``stride`` (the strides of
+    dimensions of size 1 do not matter)."""
+    return all(a == b for a, b, size in zip(x.stride(), stride, x.shape) if size != 1)
+
+
 def backward(grad: torch.Tensor, h: torch.Tensor, dyn: Dynamics, layout: tuple,
              donate_h: bool) -> torch.Tensor:
     """dL/dx from dL/dout and the saved h; ``layout`` = (shape, stride) of the forward's output.
@@ -221,7 +235,7 @@ def backward(grad: torch.Tensor, h: torch.Tensor, dyn: Dynamics, layout: tuple,
     buffer."""
     shape, stride = layout
     h = h.contiguous()  # (it is, unless a saved-tensors hook changed it)
-    if grad.stride() != stride:  # into the forward's storage order
+    if not same_layout(grad, stride):  # into the forward's storage order
         grad = torch.empty_strided(shape, stride, dtype=grad.dtype, device=grad.device).copy_(grad)
     if donate_h and h.shape[1] == 1 and grad.dtype == torch.float32:
         grad_x = h.as_strided(shape, stride)
