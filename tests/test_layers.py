@@ -3,6 +3,8 @@ folding, ECA, input encoding, the readout and the QCFS activation."""
 
 from __future__ import annotations
 
+import copy
+
 import math
 
 import pytest
@@ -244,6 +246,26 @@ def test_qcfs_cpu_kernel_equals_the_pytorch_expressions(monkeypatch, channels_la
     (y, gx, gl), (y_ref, gx_ref, gl_ref) = results
     assert y.stride() == x.stride() and torch.equal(y, y_ref) and torch.equal(gx, gx_ref)
     torch.testing.assert_close(gl, gl_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_fold_runs_a_repeated_input_once():
+    """The same image at every step (direct encoding, stride 0 over T): conv + BN in training mode
+    run once on B samples; output, gradients and running mean as on the T * B copies."""
+    torch.manual_seed(0)
+    conv, bn = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
+    twin = copy.deepcopy((conv, bn))
+    x = torch.randn(5, 3, 6, 6).contiguous(memory_format=torch.channels_last)
+    repeated = x.unsqueeze(0).expand(4, *x.shape)
+    y = fold(repeated, conv, bn)
+    y_ref = fold(repeated.contiguous(), *twin)
+    assert y.shape == y_ref.shape == (4, 5, 4, 6, 6) and y.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, y_ref)
+    grad = torch.randn(4, 5, 4, 6, 6)
+    y.backward(grad)
+    y_ref.backward(grad)
+    torch.testing.assert_close(conv.weight.grad, twin[0].weight.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn.running_mean, twin[1].running_mean)
+    torch.testing.assert_close(bn.running_var, twin[1].running_var, rtol=1e-3, atol=0)
 
 
 def test_create_act_builds_neurons_and_ann_activations():
