@@ -212,17 +212,32 @@ def test_event_data_as_one_repeated_frame(tmp_path, monkeypatch):
     assert "the whole recording integrated into one frame, repeated over T" in render_card(config, "x/y")
 
 
-def test_multibit_conversion_run(tmp_path, data_root):
+def test_multibit_conversion_run_and_the_same_twin_converted_to_if(tmp_path, data_root):
     """ANN twin (QCFS, L = 3, shift 1/2) trained, converted to 2-bit spikes: at T = 1 the SNN is the
-    ANN, so its test accuracy equals the twin's exactly."""
-    folder = run(MULTIBIT_CONVERTED, tmp_path, data_root, ["model.kwargs.channels=4", "train.epochs=1",
-                                                           "train.batch_size=16", "data.eval_batch_size=32"])
+    ANN, so its test accuracy equals the twin's exactly. The same finished run converted again to IF
+    neurons (--convert-from): no training, the twin's weights and training log, another conversion."""
+    small = ["model.kwargs.channels=4", "train.epochs=1", "train.batch_size=16", "data.eval_batch_size=32"]
+    folder = run(MULTIBIT_CONVERTED, tmp_path / "multibit", data_root, small)
     config = CheckpointConfig.load(folder / "config.json")
     assert config.architecture == "spiking_convnet" and config.arch_kwargs["neuron"]["name"] == "multibit"
     conversion = config.metrics["train"]["conversion"]
     assert conversion["accuracy_vs_T"]["1"] == conversion["source_top1"] == config.metrics["train"]["test_top1"]
     assert set(conversion["thresholds"]) == {"features.0.act", "features.1.act"}
     load_checkpoint(folder)
+
+    as_if = [*small, "name=spiking_convnet.if_converted_tiny_t4", "convert={kind: qcfs_to_if, T: 4, sweep: [1, 4]}"]
+    folder_if = run(MULTIBIT_CONVERTED, tmp_path / "if", data_root, as_if, convert_from=tmp_path / "multibit")
+    config_if = CheckpointConfig.load(folder_if / "config.json")
+    assert config_if.name == "spiking_convnet.if_converted_tiny_t4" and config_if.arch_kwargs["neuron"]["name"] == "if"
+    assert config_if.metrics["train"]["conversion"]["source_top1"] == conversion["source_top1"]
+    assert config_if.metrics["train"]["train_time_s"] == config.metrics["train"]["train_time_s"]
+    assert (folder_if / "train_log.csv").read_text() == (folder / "train_log.csv").read_text()
+    with pytest.raises(StateError, match="another recipe; differing field"):
+        run(MULTIBIT_CONVERTED, tmp_path / "other", data_root, [*as_if, "train.optimizer.lr=0.5"],
+            convert_from=tmp_path / "multibit")
+    assert run(MULTIBIT_CONVERTED, tmp_path / "half", data_root, [*small, "train.epochs=2"], stop_after=1) is None
+    with pytest.raises(StateError, match="finished 1 of its 2 epochs"):
+        run(MULTIBIT_CONVERTED, tmp_path / "early", data_root, [*small, "train.epochs=2"], convert_from=tmp_path / "half")
 
 
 def free_port() -> int:

@@ -5,7 +5,8 @@ One process: ``zoo train recipes/lif_spiking_convnet_fashion_mnist_t4.yaml``. Se
 
     torchrun --nproc_per_node 4 -m zoo.train recipes/....yaml
 
-``--check`` validates the recipe and builds its model without training.
+``--check`` validates the recipe and builds its model without training. ``--convert-from RUN``
+converts the finished run in RUN as this recipe's ``convert`` section says, without training.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="override a recipe field by its dotted path, e.g. --set train.epochs=1 (repeatable)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--convert-from", default=None, metavar="RUN",
+                   help="do not train: convert the finished run in the folder RUN (the same recipe but for its name, "
+                        "method, source and convert fields) as this recipe says, e.g. one ANN twin as IF and as multi-bit")
     p.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
                    help="stop (state saved, resumable) once this many epochs are done")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -63,7 +67,7 @@ def _check_or_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     folder = train(recipe, out, recipe_file=args.recipe, overrides=args.overrides, resume=args.resume,
                    stop_after=args.stop_after, device=args.device, backend=args.backend, data_root=args.data_dir,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, convert_from=args.convert_from)
     if folder is not None:
         print(f"checkpoint: {folder}")
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -69,24 +70,33 @@ def determinism(enabled: bool, device: torch.device):
 
 def train(recipe: Recipe, out: str | Path, *, recipe_file: str | None = None, overrides: list[str] | None = None,
           resume: bool = False, stop_after: int | None = None, device: str = "auto", backend: str = "auto",
-          data_root: str | None = None, progress: bool = True) -> Path | None:
+          data_root: str | None = None, progress: bool = True, convert_from: str | Path | None = None) -> Path | None:
     """Run ``recipe`` in the folder ``out``; return the checkpoint folder, or None when stopped
     early by ``stop_after`` (a number of completed epochs; the state is saved, ``resume`` goes on).
+
+    ``convert_from``: instead of training, take the finished run in that folder, trained by this
+    recipe but for its ``name``, ``method``, ``source`` and ``convert`` fields, and convert and export
+    its weights as this recipe says (one trained ANN twin published as IF and as multi-bit spikes;
+    the checkpoint's training log and cost are the source run's).
 
     ``recipe_file`` and ``overrides`` are recorded in the checkpoint config so that the run can be
     repeated with ``zoo train FILE --set ...``.
     """
+    if convert_from is not None and resume:
+        raise StateError("--convert-from takes a finished run; --resume continues this one: give one of them")
     ctx = distributed.setup(device)
     try:
         with determinism(recipe.deterministic, ctx.device):
             return _run(recipe, Path(out), ctx, recipe_file=recipe_file, overrides=list(overrides or []), resume=resume,
-                        stop_after=stop_after, backend=backend, data_root=data_root, progress=progress)
+                        stop_after=stop_after, backend=backend, data_root=data_root, progress=progress,
+                        convert_from=None if convert_from is None else Path(convert_from))
     finally:
         distributed.teardown(ctx)
 
 
 def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: str | None, overrides: list[str],
-         resume: bool, stop_after: int | None, backend: str, data_root: str | None, progress: bool) -> Path | None:
+         resume: bool, stop_after: int | None, backend: str, data_root: str | None, progress: bool,
+         convert_from: Path | None) -> Path | None:
     train_cfg = recipe.train
     seed_everything(recipe.seed)
     model = create_model(recipe.model.arch, backend=backend, **recipe.model.kwargs).to(ctx.device)
@@ -100,10 +110,19 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
     ema = WeightEMA(model, train_cfg.ema.decay) if train_cfg.ema is not None else None
 
     start = 0
+    if (out / "train_state.safetensors").exists() and not resume:
+        raise StateError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume:
         start = _restore(load_state(out), recipe, ctx, model, optimizer, scaler, generator, ema, out)
-    elif (out / "train_state.safetensors").exists():
-        raise StateError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    elif convert_from is not None:
+        start = _restore(load_state(convert_from), recipe, ctx, model, optimizer, scaler, generator, ema, convert_from,
+                         may_differ=CONVERSION_FIELDS)
+        if start != train_cfg.epochs:
+            raise StateError(f"{convert_from / 'train_state.safetensors'}: the run has finished {start} of its "
+                             f"{train_cfg.epochs} epochs; convert it once it has finished")
+        if ctx.main:
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(convert_from / "log.csv", out / "log.csv")  # the training that the checkpoint reports
 
     net: nn.Module = PerStepLogits(model)
     if ctx.distributed:
@@ -221,11 +240,15 @@ def _save(out: Path, recipe: Recipe, ctx: distributed.Context, epochs_done: int,
     distributed.barrier(ctx)
 
 
+# Recipe fields in which a run converted from another (--convert-from) may differ from it.
+CONVERSION_FIELDS = ("name", "method", "source", "convert")
+
+
 def _restore(state: dict[str, Any], recipe: Recipe, ctx: distributed.Context, model: nn.Module,
              optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, generator: torch.Generator,
-             ema: WeightEMA | None, out: Path) -> int:
+             ema: WeightEMA | None, out: Path, may_differ: tuple[str, ...] = ()) -> int:
     where = out / "train_state.safetensors"
-    differ = _differences(state["recipe"], recipe.to_dict())
+    differ = [d for d in _differences(state["recipe"], recipe.to_dict()) if d.split(".")[0] not in may_differ]
     if differ:
         raise StateError(f"{where}: the run was started with another recipe; differing field(s): {', '.join(differ)}")
     if state["world"] != ctx.world:
