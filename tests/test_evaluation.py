@@ -14,7 +14,9 @@ import argparse
 import csv
 import gzip
 import json
+import math
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +37,7 @@ TOP1 = 100 * 4 / 12  # (3, 3), (7, 7), (None, 0), (9, 9)
 TOP5 = 100 * 9 / 12  # all but (3, 5), (7, 4), (None, 9)
 HOT = sum(hot is not None for hot, _ in SAMPLES)  # 10 samples with one neuron firing at every step
 NAME = "eval_probe_net.lif_probe_t4"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class ProbeNet(SpikingModel):
@@ -242,6 +245,17 @@ def test_records_stored_in_the_checkpoint_and_its_card(probe, tmp_path):
         run(probe, tmp_path, limit=3, write_checkpoint=True)
 
 
+def test_leaderboard_training_time_comes_from_the_published_checkpoint():
+    """A shipped record's training time is its checkpoint's own (the config in the local mirror), and
+    only for the same weights."""
+    path = next(iter(sorted((ROOT / "evaluation" / "results" / "fashion_mnist").glob("*_test_T*.json"))))
+    record = json.loads(path.read_text())
+    config = json.loads((ROOT / "hub" / "snnzoo" / record["model"] / "config.json").read_text())
+    assert leaderboard._training_minutes(record) == config["metrics"]["train"]["train_time_s"] / 60
+    assert leaderboard._training_minutes({**record, "checkpoint_sha256": "0" * 64}) is None
+    assert leaderboard.standard_error(90.0, 10_000) == pytest.approx(0.3)
+
+
 def test_leaderboard(probe, tmp_path):
     results, out = tmp_path / "results", tmp_path / "evaluation"
     run(probe, results, Ts=[1, 4])
@@ -253,12 +267,13 @@ def test_leaderboard(probe, tmp_path):
     written = leaderboard.build(results, out)
     md = (out / "leaderboard.md").read_text()
     assert "## MNIST" in md and "## CIFAR-10" in md and "No measured results yet." in md
-    assert "| model | method / neuron | arch | T | top-1 % | top-5 % | firing rate | SOPs / sample |" in md
+    assert "| model | method / neuron | arch | T | top-1 % | ± SE | top-5 % | firing rate | SOPs / sample |" in md
     rows = [line for line in md.splitlines() if line.startswith(f"| `{NAME}`")]
     assert [row.split(" | ")[3] for row in rows] == ["1", "4"]  # equal top-1: ordered by T
-    assert rows[1].endswith(f"| {TOP1:.2f} | {TOP5:.2f} | {HOT / 120:.4f} | {HOT * 40 / 12:.3g} | "
-                            f"{(0.9 * HOT * 40 / 12 + 4.6 * 31360) / 1e6:.3g} | 0.01 M | 99.50 |")
-    assert rows[0].endswith("| 0.01 M |  |")  # no published number at T = 1
+    se = 100 * math.sqrt(TOP1 / 100 * (1 - TOP1 / 100) / 12)
+    assert rows[1].endswith(f"| {TOP1:.2f} | {se:.2f} | {TOP5:.2f} | {HOT / 120:.4f} | {HOT * 40 / 12:.3g} | "
+                            f"{(0.9 * HOT * 40 / 12 + 4.6 * 31360) / 1e6:.3g} | 0.01 M |  | 99.50 |")  # no training time: not in the mirror
+    assert rows[0].endswith("| 0.01 M |  |  |")  # no published number at T = 1
     assert "| *paper (unverified)*: Nobody 2024 | Probe | Probe net | 4 |" in md
     assert "| *paper (unverified)*: Somebody 2022 | Other | DS-ResNet-20 | 4 |" in md
     with open(results / "mnist.csv", newline="") as handle:

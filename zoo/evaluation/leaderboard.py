@@ -2,25 +2,32 @@
 the JSON evaluation records (never edited by hand).
 
 One Markdown table per dataset, ranked by top-1 (then model and T): model, method / neuron,
-architecture, T, top-1, top-5, firing rate, SOPs, energy and parameters, and the published number
-it compares with (methods.md section 6) in a column marked "paper (unverified)"; the published
-results of the dataset follow as rows of their own. Output is sorted and written atomically, so
+architecture, T, top-1 with its binomial standard error (``100 sqrt(p (1 - p) / n)`` over the n test
+samples), top-5, firing rate, SOPs, energy, parameters, the training time of the weights (minutes
+of training steps, from the published checkpoint's own config in the local Hub mirror; blank where
+the mirror does not hold those weights), and the published number it compares with (methods.md
+section 6) in a column marked "paper (unverified)"; the published results of the dataset follow as
+rows of their own. Output is sorted and written atomically, so
 the same records always give the same files.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
 from zoo.cards import DATASET_TITLES
-from zoo.checkpoint import write_atomic
+from zoo.checkpoint import CONFIG, write_atomic
+from zoo.hub import mirror_folder
+from zoo.publish import default_repo_id
 
 from . import energy, plots, records
 from .references import LABEL, Reference, load_references, reference_for
 
-HEADER = ("model", "method / neuron", "arch", "T", "top-1 %", "top-5 %", "firing rate", "SOPs / sample",
-          "energy µJ / sample", "params", f"top-1 % {LABEL}")
+HEADER = ("model", "method / neuron", "arch", "T", "top-1 %", "± SE", "top-5 %", "firing rate", "SOPs / sample",
+          "energy µJ / sample", "params", "training", f"top-1 % {LABEL}")
 
 
 def build(results: str | Path, out: str | Path, references: str | Path | None = None) -> list[Path]:
@@ -67,14 +74,34 @@ def _measured_cells(record: dict[str, Any], refs: list[Reference]) -> list[str]:
     if record["limit"] is not None:
         model += f" (first {record['samples']} samples)"
     ref = reference_for(record, refs)
+    minutes = _training_minutes(record)
     return [model, f"{record['method']} / `{record['neuron']}`", record["architecture"], str(record["T"]),
-            f"{record['top1']:.2f}", f"{record['top5']:.2f}", _fmt(record["firing_rate"], "{:.4f}"),
+            f"{record['top1']:.2f}", f"{standard_error(record['top1'], record['samples']):.2f}",
+            f"{record['top5']:.2f}", _fmt(record["firing_rate"], "{:.4f}"),
             f"{record['sops_per_sample']:.3g}", f"{record['energy_uj_per_sample']:.3g}",
-            f"{record['params'] / 1e6:.2f} M", f"{ref.top1:.2f}" if ref else ""]
+            f"{record['params'] / 1e6:.2f} M", _fmt(minutes, "{:.0f} min"), f"{ref.top1:.2f}" if ref else ""]
+
+
+def standard_error(top1: float, samples: int) -> float:
+    """Binomial standard error of a top-1 percentage measured on ``samples`` samples, in points."""
+    p = top1 / 100
+    return 100 * math.sqrt(p * (1 - p) / samples)
+
+
+def _training_minutes(record: dict[str, Any]) -> float | None:
+    """Minutes of training steps of the weights the record measured, from their checkpoint config."""
+    folder = mirror_folder(default_repo_id(record["model"]))
+    path = None if folder is None else folder / CONFIG
+    if path is None or not path.is_file():
+        return None
+    config = json.loads(path.read_text())
+    seconds = config.get("metrics", {}).get("train", {}).get("train_time_s")
+    same = config.get("weights_sha256") == record["checkpoint_sha256"]
+    return seconds / 60 if same and seconds is not None else None
 
 
 def _reference_cells(ref: Reference) -> list[str]:
-    return [f"*{LABEL}*: {ref.source}", ref.method, ref.architecture, str(ref.T), "", "", "", "", "", "",
+    return [f"*{LABEL}*: {ref.source}", ref.method, ref.architecture, str(ref.T), "", "", "", "", "", "", "", "",
             f"{ref.top1:.2f}"]
 
 

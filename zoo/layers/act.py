@@ -3,9 +3,10 @@
 Every model builds each of its activation modules from one spec (``model.neuron_spec``) with
 :func:`create_act`. A neuron spec (``"mlf"``, ``"lif(tau=0.5)"``, a dict, see
 :mod:`zoo.neurons`) gives a :class:`zoo.neurons.Neuron`; the ANN activation spec ``"qcfs(...)"``
-gives a :class:`zoo.layers.qcfs.QCFS`, and ``"relu"`` the plain ANN of the same graph (:class:`ReLU`: the
-anchor that the training-cost benchmarks compare the spiking routes with). Because the slot and the graph code are the same, an ANN
-twin and its SNN have the same parameter names for every conv, BN and linear layer.
+gives a :class:`zoo.layers.qcfs.QCFS`, and ``"relu"`` the plain ANN of the same graph (:class:`ReLU`,
+the anchor that the training-cost benchmarks compare the spiking routes with). Because the slot and
+the graph code are the same, an ANN twin and its SNN have the same parameter names for every conv,
+BN and linear layer.
 """
 
 from __future__ import annotations

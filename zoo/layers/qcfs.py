@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..neurons import spec as specs
+from ..neurons.backends import cpu_kernel
 from ..neurons.backends.layout import time_outer_dense
 
 
@@ -86,8 +87,6 @@ class ClipFloorShift(torch.autograd.Function):
 
 
 def _library():
-    from ..neurons.backends import cpu_kernel
-
     return cpu_kernel.library()
 
 
@@ -98,9 +97,8 @@ def _kernel_applies(x: torch.Tensor, threshold: torch.Tensor) -> bool:
 
 def _kernel_backward(ctx, grad: torch.Tensor) -> tuple:
     x, code, threshold = ctx.saved_tensors
-    if grad.stride() != x.stride():  # into the forward's storage order
+    if not cpu_kernel.same_layout(grad, x.stride()):  # into the forward's storage order
         grad = torch.empty_like(x).copy_(grad)
-    grad = grad.float()
     grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
     total = _library().zoo_qcfs_backward(grad.data_ptr(), x.data_ptr(), code.data_ptr(),
                                          None if grad_x is None else grad_x.data_ptr(), x.numel(), float(threshold),
