@@ -8,9 +8,10 @@ page-faults every one of those pages in again and zero-fills it: measured here, 
 ``spiking_resnet20`` (16-32-64, batch 128, one thread) took 2.0 s with glibc's defaults and 1.4 s
 with freed memory kept (``benchmarks/training_routes.py`` reports both figures for every route).
 
-What the PyTorch CPU ecosystem does about it: PyTorch's own CPU allocator has no cache (its caching
-CPU allocator is for mobile builds), and the usual advice (Intel's and PyTorch's CPU performance
-guides) is to preload jemalloc or tcmalloc, or to set glibc's tunables in the environment, both
+What the PyTorch CPU ecosystem does about it: PyTorch's own CPU allocator has no cache on Linux (its
+caching CPU allocator is for mobile builds; the Windows build links mimalloc since 2.1), and the
+usual advice (PyTorch's performance tuning guide, Intel's Extension for PyTorch guide, AMD's ZenDNN
+guide) is to preload jemalloc or tcmalloc, or to set glibc's tunables in the environment, both
 before the process starts. What this module does instead works inside a process that is already
 running, so it holds for a user's own Python process as well as for ``zoo train``: on ``import zoo``
 it calls glibc's ``mallopt`` with ``M_MMAP_MAX = 0`` (no mmap for malloc; the heap serves every
