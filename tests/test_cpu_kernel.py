@@ -15,10 +15,9 @@ import warnings
 import pytest
 import torch
 
-from zoo.neurons.backends.layout import time_outer_dense
-
 import zoo.neurons as zn
 from zoo.neurons.backends import cpu_kernel
+from zoo.neurons.backends.layout import time_outer_dense
 
 if not cpu_kernel.available():
     pytest.skip("the CPU kernel is disabled (ZOO_CPU_KERNEL=0) or could not be built",
@@ -258,3 +257,54 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch, kernel_calls):
     assert kernel_calls == []
     assert torch.equal(out_k, out_r)
     torch.testing.assert_close(gx_k, gx_r, rtol=1e-5, atol=1e-6)
+
+
+# ---- where the shared library is loaded from -------------------------------------------------------
+@pytest.fixture
+def fake_compile(monkeypatch, tmp_path):
+    """Build a stand-in "library" instead of running the compiler; records each build's path."""
+    built = []
+
+    def compile_(compiler, flags, library_path):
+        library_path.write_bytes(b"stand-in library")
+        library_path.chmod(0o700)
+        digest = library_path.with_name(library_path.name + ".sha256")
+        digest.write_text(cpu_kernel.hashlib.sha256(b"stand-in library").hexdigest() + "\n")
+        digest.chmod(0o600)
+        built.append(library_path)
+
+    monkeypatch.setattr(cpu_kernel, "_compile", compile_)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "extensions"))
+    return built
+
+
+def test_library_built_once_into_a_private_folder(fake_compile, tmp_path):
+    path = cpu_kernel._build()
+    assert path.parent == tmp_path / "extensions" / "zoo_neuron_cpu"
+    assert path.parent.stat().st_mode & 0o077 == 0
+    assert cpu_kernel._build() == path and fake_compile == [path]  # the verified build is reused
+
+
+def test_library_changed_after_its_build_is_rebuilt(fake_compile):
+    path = cpu_kernel._build()
+    path.write_bytes(b"planted code")
+    assert cpu_kernel._build() == path and fake_compile == [path, path]
+
+
+def test_library_in_a_folder_others_can_write_is_never_loaded(fake_compile, tmp_path):
+    shared = tmp_path / "extensions" / "zoo_neuron_cpu"
+    shared.mkdir(parents=True)
+    shared.chmod(0o777)
+    with pytest.warns(UserWarning, match="writable by group or others"):
+        path = cpu_kernel._build()
+    assert shared not in path.parents and path.parent.stat().st_mode & 0o077 == 0
+    assert fake_compile == [path]
+
+
+@pytest.mark.skipif(not hasattr(cpu_kernel.os, "getuid") or cpu_kernel.os.getuid() != 0,
+                    reason="planting a file owned by another user needs root")
+def test_library_owned_by_another_user_is_rebuilt(fake_compile):
+    path = cpu_kernel._build()
+    cpu_kernel.os.chown(path, 4242, 4242)
+    assert cpu_kernel._untrusted(path).endswith("not by this user (uid 0)")
+    assert cpu_kernel._build() == path and len(fake_compile) == 2

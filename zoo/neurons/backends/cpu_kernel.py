@@ -17,9 +17,13 @@ not copied), any of float32 / float64 / float16 / bfloat16, with the membrane in
 Forward spikes are bit-identical to the reference: same operations, same float32 rounding, built
 with ``-ffp-contract=off`` (no fused multiply-add).
 
-Build: ``$CXX`` (default ``c++``) ``-O3 -fopenmp -shared``, once per machine, into the torch
-extensions cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a name
-that hashes the source, the flags, the compiler and torch's version. ``ZOO_CPU_KERNEL=0``
+Build: ``$CXX`` (default ``c++``) ``-O3 -fopenmp -shared``, once per machine (with a message on
+stderr and the time it took), into the torch extensions cache (``$TORCH_EXTENSIONS_DIR``, default
+``~/.cache/torch_extensions``) under a name that hashes the source, the flags, the compiler and
+torch's version. A shared library runs code on load, so one is loaded only from a folder that is
+this user's alone (owned by them, writable by no group or other; else the kernel is built in a
+fresh private temporary folder) and only if it matches the sha256 recorded beside it at build time
+(else it is rebuilt). ``ZOO_CPU_KERNEL=0``
 disables the kernel; if the build fails the fused backend warns once and runs its PyTorch loops.
 
 The two entry points are ``torch.library`` custom ops, ``zoo::cpu_neuron_forward`` and
@@ -34,8 +38,12 @@ import hashlib
 import math
 import os
 import shutil
+import stat
 import subprocess
+import sys
+import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -66,8 +74,74 @@ _lock = threading.Lock()
 _library_state: ctypes.CDLL | bool | None = None  # None: not tried yet; False: the build failed
 
 
+def _cache_root() -> Path:
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "torch_extensions"))
+
+
+def _untrusted(path: Path) -> str | None:
+    """Why ``path`` (a folder or file) could hold code planted by someone else, or None: it must be
+    owned by this user and writable by no one else (group or others)."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link"
+    if info.st_uid != os.getuid():
+        return f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.getuid()})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def _private_folder() -> Path:
+    """The folder the library is built in and loaded from: ``zoo_neuron_cpu`` in the torch
+    extensions cache, created private (0700); if that folder is not this user's alone (a shared
+    cache where someone else could plant a library), a fresh private temporary folder instead."""
+    folder = _cache_root() / "zoo_neuron_cpu"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        reason = _untrusted(folder)
+    except OSError as error:
+        reason = f"{folder} cannot be used ({error})"
+    if reason is None:
+        return folder
+    fallback = Path(tempfile.mkdtemp(prefix="zoo_neuron_cpu_"))
+    warnings.warn(f"zoo.neurons: not loading the CPU kernel from the cache: {reason}; building it in {fallback}")
+    return fallback
+
+
+def _verified(library_path: Path) -> bool:
+    """The library exists, is this user's alone, and matches the sha256 recorded when it was built."""
+    digest = library_path.with_name(library_path.name + ".sha256")
+    if not (library_path.is_file() and digest.is_file()):
+        return False
+    if _untrusted(library_path) or _untrusted(digest):
+        return False
+    return hashlib.sha256(library_path.read_bytes()).hexdigest() == digest.read_text().strip()
+
+
+def _compile(compiler: str, flags: list[str], library_path: Path) -> None:
+    """Compile cpu_kernel.cpp into ``library_path`` (atomically), with its sha256 beside it."""
+    print(f"zoo: building the fused backend's CPU kernel into {library_path.parent} (once per machine) ...",
+          file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    tmp = library_path.with_suffix(f".{os.getpid()}.tmp")
+    done = subprocess.run([compiler, *flags, str(_SOURCE), "-o", str(tmp)], check=False, capture_output=True,
+                          text=True, timeout=600)
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-800:]}")
+    os.chmod(tmp, 0o700)
+    digest_tmp = tmp.with_suffix(".sha256.tmp")
+    digest_tmp.write_text(hashlib.sha256(tmp.read_bytes()).hexdigest() + "\n")
+    os.chmod(digest_tmp, 0o600)
+    os.replace(tmp, library_path)  # atomic: concurrent builds are harmless
+    os.replace(digest_tmp, library_path.with_name(library_path.name + ".sha256"))
+    print(f"zoo: CPU kernel built in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+
 def _build() -> Path:
-    """Compile cpu_kernel.cpp unless the cache already holds this build; returns the library."""
+    """The compiled library, built unless a verified build of this source, these flags, this
+    compiler and this torch is already in the private cache folder."""
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set CXX)")
@@ -77,18 +151,9 @@ def _build() -> Path:
     flags.append(f"-I{Path(torch.__file__).parent / 'include'}")  # c10's Half and BFloat16
     source = _SOURCE.read_bytes()
     key = hashlib.sha256(b"\0".join([source, " ".join([compiler, *flags, torch.__version__]).encode()]))
-    cache = os.environ.get("TORCH_EXTENSIONS_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "torch_extensions")
-    path = Path(cache, "zoo_neuron_cpu", f"zoo_neuron_cpu_{key.hexdigest()[:16]}.so")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        done = subprocess.run([compiler, *flags, str(_SOURCE), "-o", str(tmp)], capture_output=True,
-                              text=True, timeout=600)
-        if done.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-800:]}")
-        os.replace(tmp, path)  # atomic: concurrent builds are harmless
+    path = _private_folder() / f"zoo_neuron_cpu_{key.hexdigest()[:16]}.so"
+    if not _verified(path):
+        _compile(compiler, flags, path)
     return path
 
 
