@@ -16,6 +16,11 @@ from torch import nn
 
 
 class Readout(nn.Module):
+    """Optional hidden layer (Linear -> activation) and the classifier ``fc``, per time step.
+
+    ``num_classes = 0`` leaves out the classifier (``fc`` is the identity): the readout then gives
+    its pre-logits, as a timm model created with ``num_classes=0`` does."""
+
     def __init__(
         self,
         in_features: int,
@@ -28,9 +33,18 @@ class Readout(nn.Module):
             raise ValueError("Readout: a hidden layer needs act_layer")
         self.hidden = nn.Linear(in_features, hidden) if hidden else None
         self.act = act_layer() if hidden else None
-        self.fc = nn.Linear(hidden or in_features, num_classes)
+        self.pre_logits_size = hidden or in_features
+        self.fc = self.classifier(num_classes)
+
+    def classifier(self, num_classes: int) -> nn.Module:
+        """A fresh classifier on the pre-logits (PyTorch's default Linear init), or the identity."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"Readout: num_classes must be a non-negative integer, got {num_classes!r}")
+        return nn.Linear(self.pre_logits_size, num_classes) if num_classes else nn.Identity()
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """What the classifier reads: the hidden layer's output, or the pooled features."""
+        return x if self.hidden is None else self.act(self.hidden(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.hidden is not None:
-            x = self.act(self.hidden(x))
-        return self.fc(x)
+        return self.fc(self.pre_logits(x))

@@ -29,6 +29,8 @@ from .base import SpikingModel, build_model
 
 class SpikingConvNet(SpikingModel):
     input_size_fixed = True
+    global_pool = "flatten"
+    first_conv = "features.0.conv"
 
     def __init__(
         self,
@@ -49,10 +51,14 @@ class SpikingConvNet(SpikingModel):
             for c_in in (in_chans, channels)
         ))
         _, h, w = self.default_input_size
+        self.num_features = channels
         self.head = Readout(channels * (h // 4) * (w // 4), num_classes, head_hidden, self.act)
 
-    def forward_seq(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(2))
+    def forward_features_seq(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        return {"stem": r"^features\.0\.", "blocks": r"^features\.(\d+)"}
 
 
 MNIST = dict(num_classes=10, in_chans=1, img_size=28)

@@ -49,6 +49,7 @@ class SpikingResNet(SpikingModel):
     re-stimulation through ECA in every block (:class:`zoo.layers.BasicBlock`).
     """
 
+    first_conv = "stem.conv"
     spike_before_add = False  # standard block: the activation follows the add
     residual_alpha = 1 / math.sqrt(2)  # tdBN alpha of bn2 and the downsample BN in downsample blocks
 
@@ -96,6 +97,7 @@ class SpikingResNet(SpikingModel):
                 chs = width
             stages.append(nn.Sequential(*blocks))
         self.layers = nn.Sequential(*stages)
+        self.num_features = chs
         self.head = Readout(chs, num_classes, head_hidden, self.act)
         self.init_weights()
 
@@ -118,11 +120,14 @@ class SpikingResNet(SpikingModel):
                 nn.init.zeros_(m.bias)
 
     # -- forward ---------------------------------------------------------------------------------
-    def forward_seq(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features_seq(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_bn is not None:
             x = fold(x, self.input_bn)
-        x = self.layers(self.stem(x))
-        return self.head(x.mean(dim=(-2, -1)))
+        return self.layers(self.stem(x))
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """Stem, then one group per stage (``coarse``) or per residual block."""
+        return {"stem": r"^input_bn|^stem\.", "blocks": r"^layers\.(\d+)" if coarse else r"^layers\.(\d+)\.(\d+)"}
 
 
 CIFAR = dict(widths=(128, 256, 512), neuron="srif", T=4, num_classes=10, in_chans=3, img_size=32)

@@ -40,6 +40,8 @@ CFGS: dict[str, list[int | str]] = {
 
 
 class SpikingVGG(SpikingModel):
+    first_conv = "features.0.conv"
+
     def __init__(
         self,
         cfg: str | Sequence[int | str],
@@ -63,6 +65,7 @@ class SpikingVGG(SpikingModel):
             units.append(ConvNormAct(nn.Conv2d(chs, item, 3, 1, 1, bias=False), nn.BatchNorm2d(item), self.act(), pool))
             chs = item
         self.features = nn.Sequential(*units)
+        self.num_features = chs
         self.head = Readout(chs, num_classes)
         self.init_weights()
 
@@ -74,8 +77,11 @@ class SpikingVGG(SpikingModel):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def forward_seq(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(-2, -1)))
+    def forward_features_seq(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        return {"stem": r"^features\.0\.", "blocks": r"^features\.(\d+)"}
 
 
 CIFAR10 = dict(num_classes=10, in_chans=3, img_size=32)
