@@ -14,4 +14,12 @@ ALLOCATOR_KEEPS_FREED_MEMORY = keep_freed_memory()  # see zoo/allocator.py; ZOO_
 
 from .registry import create_model, list_models, register_model  # noqa: E402
 
-__all__ = ["create_model", "list_models", "register_model", "__version__"]
+
+def create_transform(model, T=None):
+    """The input transform a checkpoint was evaluated with; see :mod:`zoo.transforms`."""
+    from .transforms import create_transform as create
+
+    return create(model, T)
+
+
+__all__ = ["create_model", "create_transform", "list_models", "register_model", "__version__"]

@@ -227,6 +227,12 @@ class SpikingModel(nn.Module):
     def default_cfg(self) -> dict[str, Any]:
         return self.pretrained_cfg
 
+    def transforms(self) -> Any:
+        """The input transform the loaded checkpoint was evaluated with (:mod:`zoo.transforms`)."""
+        from ..transforms import create_transform
+
+        return create_transform(self)
+
     def extra_repr(self) -> str:
         return f"T={self.T}, neuron={self.neuron_spec['name']!r}"
 
