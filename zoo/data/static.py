@@ -33,6 +33,8 @@ crop 224). MNIST-like sets define none.
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -44,7 +46,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from .errors import FormatError, MissingDataError
-from .idx import read_idx
+from .files import check_regular_file
+from .idx import read_idx, read_idx_header
 from .roots import Layout, data_root, first_existing, locate
 from .safe_pickle import load_cifar_batch
 
@@ -69,6 +72,12 @@ CIFAR100_CLASSES = (
     "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
     "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm")
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+IMAGE_FORMATS = ("PNG", "JPEG")  # the only decoders PIL may use (ImageNet has PNGs named .JPEG)
+# What PIL raises for a broken file: OSError (truncated, unidentified), SyntaxError (broken PNG
+# chunks), ValueError/TypeError/struct.error/IndexError (bad header fields), EOFError,
+# DecompressionBombError (an Exception), zlib errors.
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, TypeError, IndexError, EOFError, struct.error,
+                zlib.error, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -175,17 +184,29 @@ def _find(name: str, root, split: str, download: bool) -> tuple[Path, Layout]:
 
 
 def _read_mnist(name: str, folder: Path, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels IDX files; their headers are checked (uint8, N x 28 x 28 images and
+    N labels) before any data is read, then every label must name a class."""
     image_file, label_file = (first_existing(folder, req) for req in layout.required)
+    images_h, labels_h = read_idx_header(image_file), read_idx_header(label_file)
+    size = SPECS[name].size
+    if images_h.dtype != np.uint8 or len(images_h.dims) != 3 or images_h.dims[1:] != size:
+        raise FormatError(image_file, f"expected uint8 images N x {size[0]} x {size[1]}, found "
+                                      f"{images_h.dtype} {images_h.shape_text}")
+    count = images_h.dims[0]
+    if labels_h.dtype != np.uint8 or labels_h.dims != (count,):
+        raise FormatError(label_file, f"expected {count} uint8 labels (one per image in "
+                                      f"{image_file.name}), found {labels_h.dtype} {labels_h.shape_text}")
     images, labels = read_idx(image_file), read_idx(label_file)
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != SPECS[name].size:
-        raise FormatError(image_file, f"expected uint8 images N x 28 x 28, found {images.dtype} "
-                                      f"{'x'.join(map(str, images.shape))}")
-    if labels.dtype != np.uint8 or labels.ndim != 1 or len(labels) != len(images):
-        raise FormatError(label_file, f"expected {len(images)} uint8 labels (one per image in "
-                                      f"{image_file.name}), found {labels.dtype} {labels.shape}")
-    if labels.size and labels.max() >= len(SPECS[name].classes):
-        raise FormatError(label_file, f"label {labels.max()} out of range 0..9")
+    check_labels(label_file, "label", labels, len(SPECS[name].classes))
     return images[:, None], labels.astype(np.int64)
+
+
+def check_labels(path: Path, field: str, labels: np.ndarray, num_classes: int) -> None:
+    """Refuse a label outside ``0 .. num_classes - 1``, naming its index."""
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        i = int(bad[0])
+        raise FormatError(path, f"{field} {i} is {labels[i]}, outside 0..{num_classes - 1}")
 
 
 def _read_cifar_batches(name: str, folder: Path, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -195,43 +216,86 @@ def _read_cifar_batches(name: str, folder: Path, layout: Layout) -> tuple[np.nda
         path = folder / file
         batch = {k.decode("latin1") if isinstance(k, bytes) else k: v
                  for k, v in load_cifar_batch(path).items()}
-        data, lab = batch.get("data"), batch.get(key)
-        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-                or data.shape[1] != 3072:
-            raise FormatError(path, f"'data' must be a uint8 array N x 3072, found "
-                                    f"{getattr(data, 'dtype', type(data).__name__)} "
-                                    f"{getattr(data, 'shape', '')}")
-        if lab is None or len(lab) != len(data):
-            raise FormatError(path, f"'{key}' must list one label per image ({len(data)})")
-        lab = np.asarray(lab, dtype=np.int64)
-        if lab.size and (lab.min() < 0 or lab.max() >= len(SPECS[name].classes)):
-            raise FormatError(path, f"'{key}' holds a label outside 0..{len(SPECS[name].classes) - 1}")
+        data = _cifar_images(path, batch.get("data"))
+        labels.append(_cifar_labels(path, key, batch.get(key), len(data), len(SPECS[name].classes)))
         images.append(data.reshape(-1, 3, 32, 32))
-        labels.append(lab)
     return np.concatenate(images), np.concatenate(labels)
 
 
+def _cifar_images(path: Path, data) -> np.ndarray:
+    """A batch's 'data' field: a uint8 array N x 3072 (3 x 32 x 32, channel-major)."""
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != 3072:
+        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise FormatError(path, f"'data' must be a uint8 array N x 3072, found {found}")
+    return data
+
+
+def _cifar_labels(path: Path, key: str, values, count: int, num_classes: int) -> np.ndarray:
+    """A batch's label field: a list (or integer array) of ``count`` ints in 0..num_classes-1.
+
+    Floats, bools, strings and nested lists are refused rather than converted."""
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iu":
+        labels = values.astype(np.int64)
+    elif isinstance(values, list) and all(type(v) is int for v in values):
+        if any(not -2**63 <= v < 2**63 for v in values):
+            raise FormatError(path, f"'{key}' holds an integer outside the int64 range")
+        labels = np.array(values, dtype=np.int64)
+    else:
+        raise FormatError(path, f"'{key}' must be a list of int labels, found "
+                                f"{type(values).__name__ if values is not None else 'no such field'}")
+    if len(labels) != count:
+        raise FormatError(path, f"'{key}' must list one label per image ({count}), found {len(labels)}")
+    check_labels(path, f"'{key}' entry", labels, num_classes)
+    return labels
+
+
 def _class_files(folder: Path, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
+    """``(image file, label)`` for each image in ``folder/<class>/``, sorted by name per class.
+
+    Like torchvision's ImageFolder, a class folder without images is refused (the class would
+    otherwise be silently absent); so is a class entry that is not a folder, or an entry with an
+    image suffix that is not a file."""
     files = []
     for label, cls in enumerate(classes):
-        found = sorted(p for p in (folder / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        class_folder = folder / cls
+        if not class_folder.is_dir():
+            raise FormatError(class_folder, f"expected the folder of class {cls!r}, found a file")
+        found = sorted(p for p in class_folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
-            raise MissingDataError(f"{folder / cls}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-        files += [(p, label) for p in found]
+            raise MissingDataError(f"{class_folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) "
+                                   f"for class {cls!r}")
+        files += [(check_regular_file(p), label) for p in found]
     return files
 
 
 def _decode(path: Path, mode: str, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode an image file into uint8 [C, H, W], checking its size when one is given."""
+    """Decode an image file into uint8 [C, H, W].
+
+    Only the PNG and JPEG decoders are used (the folders hold nothing else; PIL would otherwise
+    try every format it knows). The size in the header is checked before any pixel is decoded:
+    it must be ``size`` (H, W) when one is given, and at most PIL's ``Image.MAX_IMAGE_PIXELS``
+    otherwise, so a decompression bomb is refused without being decompressed. Any decoder
+    failure is a :class:`FormatError` naming the file."""
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=IMAGE_FORMATS) as img:
+            _check_image_size(path, img.size, size)
             array = np.array(img.convert(mode))
-    except OSError as err:  # PIL.UnidentifiedImageError is an OSError
-        raise FormatError(path, f"cannot decode image ({err})") from None
-    if size is not None and array.shape[:2] != size:
-        raise FormatError(path, f"expected a {size[0]}x{size[1]} image, found "
-                                f"{array.shape[0]}x{array.shape[1]}")
+    except FormatError:
+        raise
+    except IMAGE_ERRORS as err:
+        raise FormatError(path, f"cannot decode image ({type(err).__name__}: {err})") from None
     return array.reshape(*array.shape[:2], -1).transpose(2, 0, 1)
+
+
+def _check_image_size(path: Path, width_height: tuple[int, int], size: tuple[int, int] | None) -> None:
+    width, height = width_height
+    if size is not None and (height, width) != size:
+        raise FormatError(path, f"expected a {size[0]}x{size[1]} image, found {height}x{width}")
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise FormatError(path, f"the header declares {width}x{height} = {width * height} pixels, "
+                                f"more than the {limit} allowed (PIL.Image.MAX_IMAGE_PIXELS)")
 
 
 def load_arrays(name: str, root: str | os.PathLike | None = None, split: str = "train",

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
-from .stream import EVENT_DTYPE, make_events
+from ..files import read_file
+from .stream import EVENT_DTYPE, MAX_RECORDING_BYTES, check_events, make_events
 
 PACKET_HEADER = struct.Struct("<hhiiiiii")
 POLARITY_EVENT = 1
@@ -55,7 +56,7 @@ def read_header(path: Path, data: bytes, expect: str) -> Header:
                                 f"(found {data[:16]!r})", 0)
     newline = data.find(b"\n")
     first = data if newline < 0 else data[:newline]
-    version = first[len(b"#!AER-DAT"):].strip().decode("ascii", "replace")
+    version = first[len(b"#!AER-DAT"):len(b"#!AER-DAT") + 16].strip().decode("ascii", "replace")
     if version.split(".")[0] != expect.split(".")[0]:
         readers = {"2": "read_aedat2", "3": "read_aedat31"}
         other = readers.get(version.split(".")[0])
@@ -78,46 +79,78 @@ def read_header(path: Path, data: bytes, expect: str) -> Header:
 def read_aedat31(path: str | Path, sensor_size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode the polarity events of an AEDAT 3.1 file into an event array.
 
-    With ``sensor_size`` ``(H, W)``, an event outside the sensor is reported as corruption.
+    Refused with the byte offset: a truncated or inconsistent packet header, a negative
+    eventTSOverflow or timestamp (libcaer timestamps are 31-bit, non-negative) and, with
+    ``sensor_size`` ``(H, W)``, a valid event outside the sensor.
     """
     path = Path(path)
-    data = path.read_bytes()
+    data = read_file(path, MAX_RECORDING_BYTES, "AEDAT 3.1 recording")
     header = read_header(path, data, "3.1")
     for line in header.lines:
         if line.startswith("#Format:") and line.split(":", 1)[1].strip() != "RAW":
-            raise FormatError(path, f"unsupported AEDAT 3 {line[1:]!r} (only RAW)", 0)
+            raise FormatError(path, f"unsupported AEDAT 3 {line[1:]!r:.80} (only RAW)", 0)
     chunks, pos = [], header.data_offset
     while pos < len(data):
-        if len(data) - pos < PACKET_HEADER.size:
-            raise FormatError(path, f"truncated packet header: {len(data) - pos} of 28 bytes", pos)
-        etype, _, size, ts_offset, overflow, capacity, number, valid = PACKET_HEADER.unpack_from(data, pos)
-        if size <= 0 or capacity < 0 or not 0 <= number <= capacity or not 0 <= valid <= number:
-            raise FormatError(path, f"corrupt packet header (eventType {etype}, eventSize {size}, "
-                                    f"eventCapacity {capacity}, eventNumber {number}, "
-                                    f"eventValid {valid})", pos)
-        start, end = pos + PACKET_HEADER.size, pos + PACKET_HEADER.size + capacity * size
-        if end > len(data):
-            raise FormatError(path, f"truncated packet: its header declares {capacity} events of "
-                                    f"{size} bytes, up to byte {end}, but the file ends at byte "
-                                    f"{len(data)}", pos)
-        if etype == POLARITY_EVENT:
-            if size != 8 or ts_offset != 4:
-                raise FormatError(path, f"polarity packet with eventSize {size} and eventTSOffset "
-                                        f"{ts_offset} (expected 8 and 4)", pos)
-            raw = np.frombuffer(data, POLARITY_DTYPE, count=number, offset=start)
-            word = raw["data"]
-            x, y = (word >> 17) & 0x7FFF, (word >> 2) & 0x7FFF
-            if sensor_size is not None:
-                bad = np.flatnonzero((word & 1).astype(bool) & ((x >= sensor_size[1]) | (y >= sensor_size[0])))
-                if bad.size:
-                    i = int(bad[0])
-                    raise FormatError(path, f"event x={x[i]}, y={y[i]} outside the "
-                                            f"{sensor_size[0]}x{sensor_size[1]} sensor", start + 8 * i)
-            keep = (word & 1).astype(bool)
-            t = (np.int64(overflow) << 31) | raw["t"][keep].astype(np.int64)
-            chunks.append(make_events(t, x[keep], y[keep], (word[keep] >> 1) & 1))
-        pos = end
+        packet = read_packet_header(path, data, pos)
+        if packet.etype == POLARITY_EVENT:
+            chunks.append(polarity_events(path, data, packet, sensor_size))
+        pos = packet.end
     return np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One AEDAT 3.1 packet header: where it is, and the fields the reader uses."""
+
+    offset: int
+    etype: int
+    size: int
+    ts_offset: int
+    overflow: int
+    capacity: int
+    number: int
+
+    @property
+    def start(self) -> int:
+        return self.offset + PACKET_HEADER.size
+
+    @property
+    def end(self) -> int:
+        return self.start + self.capacity * self.size
+
+
+def read_packet_header(path: Path, data: bytes, pos: int) -> Packet:
+    """The packet header at ``pos``, checked for consistency and against the file's length."""
+    if len(data) - pos < PACKET_HEADER.size:
+        raise FormatError(path, f"truncated packet header: {len(data) - pos} of 28 bytes", pos)
+    etype, _, size, ts_offset, overflow, capacity, number, valid = PACKET_HEADER.unpack_from(data, pos)
+    if size <= 0 or capacity < 0 or not 0 <= number <= capacity or not 0 <= valid <= number:
+        raise FormatError(path, f"corrupt packet header (eventType {etype}, eventSize {size}, "
+                                f"eventCapacity {capacity}, eventNumber {number}, "
+                                f"eventValid {valid})", pos)
+    packet = Packet(pos, etype, size, ts_offset, overflow, capacity, number)
+    if packet.end > len(data):
+        raise FormatError(path, f"truncated packet: its header declares {capacity} events of "
+                                f"{size} bytes, up to byte {packet.end}, but the file ends at byte "
+                                f"{len(data)}", pos)
+    if etype == POLARITY_EVENT and (size != 8 or ts_offset != 4):
+        raise FormatError(path, f"polarity packet with eventSize {size} and eventTSOffset "
+                                f"{ts_offset} (expected 8 and 4)", pos)
+    if etype == POLARITY_EVENT and overflow < 0:
+        raise FormatError(path, f"polarity packet with a negative eventTSOverflow {overflow}", pos + 12)
+    return packet
+
+
+def polarity_events(path: Path, data: bytes, packet: Packet,
+                    sensor_size: tuple[int, int] | None) -> np.ndarray:
+    """The valid events of a polarity packet (the first eventNumber slots, validity bit set)."""
+    raw = np.frombuffer(data, POLARITY_DTYPE, count=packet.number, offset=packet.start)
+    keep = np.flatnonzero(raw["data"] & 1)
+    word, stamp = raw["data"][keep].astype(np.int64), raw["t"][keep].astype(np.int64)
+    x, y, p = (word >> 17) & 0x7FFF, (word >> 2) & 0x7FFF, (word >> 1) & 1
+    check_events(path, x, y, p, stamp, sensor_size or (0x8000, 0x8000),
+                 lambda i: packet.start + 8 * int(keep[i]))
+    return make_events((np.int64(packet.overflow) << 31) | stamp, x, y, p)
 
 
 @dataclass(frozen=True)
@@ -132,7 +165,7 @@ class Aedat2:
 def read_aedat2(path: str | Path) -> Aedat2:
     """Read an AEDAT 2.0 (jAER) file: header plus big-endian ``(address, timestamp)`` pairs."""
     path = Path(path)
-    data = path.read_bytes()
+    data = read_file(path, MAX_RECORDING_BYTES, "AEDAT 2.0 recording")
     header = read_header(path, data, "2.0")
     body = len(data) - header.data_offset
     if body % 8:

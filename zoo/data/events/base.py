@@ -22,6 +22,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from ..errors import FormatError, MissingDataError
+from ..files import file_sha256
 from ..static import check_split
 from .cache import FrameCache
 from .integrate import INTEGRATION_VERSION, Integration, integrate
@@ -31,8 +33,8 @@ from .integrate import INTEGRATION_VERSION, Integration, integrate
 class Unit:
     """Native files read together (``files``) and the labels of the samples they yield, in order.
 
-    ``windows`` carries per-sample reader data, e.g. the (start, end) times of DVS128 Gesture
-    samples within one recording.
+    ``windows`` carries per-sample reader data, e.g. the (start, end, labels.csv line) of DVS128
+    Gesture samples within one recording.
     """
 
     files: tuple[Path, ...]
@@ -102,6 +104,7 @@ class EventFrameDataset(Dataset):
             preset=preset, method=method, frames=frames, window_us=window_us,
             events_per_frame=events_per_frame, downsample=downsample))
         folder, self.units = self._units(root, f"Get the data set from {self.source_url}")
+        self._check_units(folder)
         self.labels = [label for unit in self.units for label in unit.labels]
         self.num_classes = len(self.classes)
         self.in_chans = 2
@@ -111,8 +114,10 @@ class EventFrameDataset(Dataset):
         self._memo: tuple[int, list[np.ndarray]] | None = None
         self.cache = None
         if cache_dir is not False:
-            self.cache = FrameCache(cache_dir, self.name, self.split, self._cache_payload(folder))
-            self._prepare(progress)
+            shards = self._shards()
+            self.cache = FrameCache(cache_dir, self.name, self.split, self._cache_payload(folder),
+                                    self.input_size, tuple(self._shard_samples(units) for units in shards))
+            self._prepare(shards, progress)
 
     # --- subclass hooks -------------------------------------------------------------------
     def _units(self, root, hint: str) -> tuple[Path, list[Unit]]:
@@ -124,12 +129,37 @@ class EventFrameDataset(Dataset):
         """Decode one unit: one event array per label of the unit."""
         raise NotImplementedError
 
+    def _check_units(self, folder: Path) -> None:
+        """Refuse a data set without samples and a label outside ``0 .. num_classes - 1`` (the
+        readers check their own label fields; this holds for every subclass)."""
+        if not any(unit.labels for unit in self.units):
+            raise MissingDataError(f"{self.name}: no {self.split} samples in {folder}")
+        for unit in self.units:
+            bad = [label for label in unit.labels if not 0 <= label < len(self.classes)]
+            if bad:
+                raise FormatError(unit.files[-1], f"label {bad[0]} outside 0..{len(self.classes) - 1}")
+
     # --- frames ---------------------------------------------------------------------------
     def _integrate_unit(self, u: int) -> list[np.ndarray]:
         if self._memo is None or self._memo[0] != u:
-            events = self._load(self.units[u])
+            events = self._checked_samples(self.units[u])
             self._memo = (u, [integrate(e, self.sensor_size, self.integration) for e in events])
         return self._memo[1]
+
+    def _checked_samples(self, unit: Unit) -> list[np.ndarray]:
+        """``_load(unit)``, refusing a sample without events (it would be an all-zero sample that
+        still carries its label) and a count of samples other than the unit's labels."""
+        samples = self._load(unit)
+        files = ", ".join(str(f) for f in unit.files)
+        if len(samples) != len(unit.labels):
+            raise FormatError(files, f"decoded {len(samples)} samples for {len(unit.labels)} labels")
+        for k, events in enumerate(samples):
+            if not len(events):
+                raise FormatError(files, f"sample {k} (label {unit.labels[k]}) holds no events")
+        return samples
+
+    def _shard_samples(self, units: list[int]) -> int:
+        return sum(len(self.units[u].labels) for u in units)
 
     def _shards(self) -> list[list[int]]:
         """Consecutive units grouped into shards of about ``shard_bytes`` of float32 frames."""
@@ -143,11 +173,11 @@ class EventFrameDataset(Dataset):
                 current, size = [], 0
         return shards + ([current] if current else [])
 
-    def _prepare(self, progress: bool) -> None:
-        shards = self._shards()
+    def _prepare(self, shards: list[list[int]], progress: bool) -> None:
+        """Compute the shards that are missing or damaged, then record the folder's meta.json."""
         self._location = []
         for s, units in enumerate(shards):
-            self._location += [(s, i) for i in range(sum(len(self.units[u].labels) for u in units))]
+            self._location += [(s, i) for i in range(self._shard_samples(units))]
         todo = [(s, units) for s, units in enumerate(shards) if not self.cache.has(s)]
         if todo:
             with tqdm(total=sum(len(units) for _, units in todo), disable=not progress, unit="file",
@@ -163,15 +193,19 @@ class EventFrameDataset(Dataset):
         self._memo = None
 
     def _cache_payload(self, folder: Path) -> dict:
+        """Everything the cached frames depend on (see :mod:`zoo.data.events.cache`): the source
+        files are identified by the SHA-256 of their bytes, so a recording rewritten in place at
+        the same size gets a new key (hashing the 1,100 N-MNIST files of NMNISTsmall, 23 MB,
+        takes about 0.2 s)."""
         listing = hashlib.sha256()
         for unit in self.units:
             for file in unit.files:
-                listing.update(f"{os.path.relpath(file, folder)}:{file.stat().st_size}\n".encode())
+                listing.update(f"{os.path.relpath(file, folder)}:{file_sha256(file)}\n".encode())
             listing.update(f"{unit.labels}{unit.windows}\n".encode())
         return {"dataset": self.name, "split": self.split, "split_rule": self.split_rule,
                 "reader": self.reader_version, "integration": self.integration.to_dict(),
                 "integration_version": INTEGRATION_VERSION, "sensor_size": list(self.sensor_size),
-                "sources": listing.hexdigest()}
+                "shard_bytes": self.shard_bytes, "sources": listing.hexdigest()}
 
     # --- Dataset API ----------------------------------------------------------------------
     def __len__(self) -> int:

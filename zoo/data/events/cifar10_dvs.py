@@ -35,12 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, MissingDataError
+from ..files import check_regular_file
 from ..roots import Layout, locate
 from ..static import CIFAR10_CLASSES
 from .aedat import read_aedat2
 from .base import EventFrameDataset, Unit
 from .integrate import Integration
-from .stream import make_events
+from .stream import check_events, make_events
 
 SENSOR_SIZE = (128, 128)
 SPLIT_RULES = {
@@ -58,19 +59,47 @@ def decode_dvs128(address: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
 
 
 def read_cifar10_dvs(path: str | Path) -> np.ndarray:
-    """Read one CIFAR10-DVS ``.aedat`` recording into an event array."""
+    """Read one CIFAR10-DVS ``.aedat`` recording into an event array.
+
+    Refused: a header naming a DAVIS chip (another address layout) and a recording without
+    events (it would give an all-zero sample)."""
     raw = read_aedat2(path)
     for line in raw.header.lines:
         if line.startswith("# AEChip:") and "davis" in line.lower():
-            raise FormatError(path, f"header names {line[len('# AEChip:'):].strip()}; CIFAR10-DVS "
-                                    "decoding assumes the DVS128 address layout", 0)
-    return decode_dvs128(raw.address, raw.timestamp)
+            raise FormatError(path, f"header names {line[len('# AEChip:'):].strip():.80}; "
+                                    "CIFAR10-DVS decoding assumes the DVS128 address layout", 0)
+    if not len(raw.address):
+        raise FormatError(path, "empty recording: no events after the header", raw.header.data_offset)
+    events = decode_dvs128(raw.address, raw.timestamp)
+    check_events(Path(path), events["x"], events["y"], events["p"], events["t"], SENSOR_SIZE,
+                 lambda i: raw.header.data_offset + 8 * i)
+    return events
 
 
 def in_split(index: int, split: str, rule: str) -> bool:
     """Whether recording ``index`` of a class belongs to ``split`` under ``rule``."""
     train = index < 900 if rule == "first900" else index >= 100
     return train == (split == "train")
+
+
+def recordings_by_index(folder: Path, cls: str) -> dict[int, Path]:
+    """``{index: path}`` of the ``.aedat`` recordings of class ``cls`` in ``folder``.
+
+    Refused: a folder entry that is not a folder, a recording name without an index 0..999, a
+    recording that is not a file, and two recordings with one index."""
+    if not folder.is_dir():
+        raise FormatError(folder, f"expected the folder of class {cls!r}, found a file")
+    pattern = re.compile(rf"(?:cifar10_)?{cls}_([0-9]{{1,3}})\.aedat")
+    indexed: dict[int, Path] = {}
+    for path in folder.glob("*.aedat"):
+        match = pattern.fullmatch(path.name)
+        if not match:
+            raise MissingDataError(f"{path}: unexpected name, expected cifar10_{cls}_<index 0..999>.aedat")
+        index = int(match.group(1))
+        if index in indexed:
+            raise MissingDataError(f"{path}: index {index} also used by {indexed[index]}")
+        indexed[index] = check_regular_file(path)
+    return indexed
 
 
 class CIFAR10DVS(EventFrameDataset):
@@ -99,20 +128,12 @@ class CIFAR10DVS(EventFrameDataset):
         folder, _ = locate(self.name, root, [Layout(f, CIFAR10_CLASSES) for f in FOLDERS], hint)
         units = []
         for label, cls in enumerate(CIFAR10_CLASSES):
-            pattern = re.compile(rf"(?:cifar10_)?{cls}_(\d+)\.aedat")
-            indexed = {}
-            for path in (folder / cls).glob("*.aedat"):
-                match = pattern.fullmatch(path.name)
-                if not match:
-                    raise MissingDataError(f"{path}: unexpected name, expected cifar10_{cls}_<index>.aedat")
-                index = int(match.group(1))
-                if index in indexed:
-                    raise MissingDataError(f"{path}: index {index} also used by {indexed[index]}")
-                indexed[index] = path
-            units += [Unit((indexed[i],), (label,)) for i in sorted(indexed)
-                      if in_split(i, self.split, self.rule)]
-        if not units:
-            raise MissingDataError(f"{self.name}: no {self.split} recordings in {folder}/<class>/")
+            indexed = recordings_by_index(folder / cls, cls)
+            chosen = [i for i in sorted(indexed) if in_split(i, self.split, self.rule)]
+            if not chosen:  # the class would be silently absent
+                raise MissingDataError(f"{folder / cls}: no {self.split} recordings of class {cls!r} "
+                                       f"(split rule {self.rule}: {SPLIT_RULES[self.rule]})")
+            units += [Unit((indexed[i],), (label,)) for i in chosen]
         return folder, units
 
     def _load(self, unit: Unit) -> list[np.ndarray]:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, MissingDataError
+from ..files import check_regular_file, parse_uint, text_lines
 from ..roots import Layout, locate
 from .aedat import read_aedat31
 from .base import EventFrameDataset, Unit
@@ -38,36 +39,60 @@ CLASSES = ("hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_cloc
 LABEL_FIELDS = ("class", "startTime_usec", "endTime_usec")
 TRIAL_LISTS = {"train": "trials_to_train.txt", "test": "trials_to_test.txt"}
 FOLDERS = ("", "DvsGesture", "DVS128Gesture", "dvs128_gesture", "dvs128-gesture")
+TRIAL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.aedat")
 
 
 def read_labels_csv(path: str | Path) -> list[tuple[int, int, int]]:
-    """Read a ``*_labels.csv``: ``(label 0..10, start_us, end_us)`` per gesture row."""
+    """Read a ``*_labels.csv``: ``(label 0..10, start_us, end_us)`` per gesture row.
+
+    Refused, with the line: text that is not UTF-8, a missing header, a row that is not three
+    decimal ASCII integers, a class outside 1..11, ``endTime_usec <= startTime_usec``, and a
+    file without rows (a recording that yields no sample)."""
     path = Path(path)
-    rows = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    return [row for _, row in numbered_label_rows(path)]
+
+
+def numbered_label_rows(path: Path) -> list[tuple[int, tuple[int, int, int]]]:
+    """:func:`read_labels_csv` with the line number of each row."""
+    rows = text_lines(path, "labels.csv")
     if not rows or tuple(re.split(r"[,\s]+", rows[0][1].strip())) != LABEL_FIELDS:
-        raise FormatError(path, f"line 1: expected the header {','.join(LABEL_FIELDS)}, found "
-                                f"{rows[0][1] if rows else 'an empty file'!r}")
+        raise FormatError(path, f"line {rows[0][0] if rows else 1}: expected the header "
+                                f"{','.join(LABEL_FIELDS)}, found "
+                                f"{rows[0][1][:120] if rows else 'an empty file'!r}")
     labels = []
     for number, line in rows[1:]:
-        fields = re.split(r"[,\s]+", line.strip())
-        if len(fields) != 3 or not all(f.isdigit() for f in fields):
+        fields = [parse_uint(f) for f in re.split(r"[,\s]+", line.strip())]
+        if len(fields) != 3 or None in fields:
             raise FormatError(path, f"line {number}: expected 3 integer fields "
-                                    f"{','.join(LABEL_FIELDS)}, found {line!r}")
-        cls, start, end = map(int, fields)
+                                    f"{','.join(LABEL_FIELDS)} (decimal digits), found {line!r:.120}")
+        cls, start, end = fields
         if not 1 <= cls <= len(CLASSES) or end <= start:
             raise FormatError(path, f"line {number}: class must be 1..11 and endTime_usec > "
-                                    f"startTime_usec, found {line!r}")
-        labels.append((cls - 1, start, end))
+                                    f"startTime_usec, found {line!r:.120}")
+        labels.append((number, (cls - 1, start, end)))
+    if not labels:
+        raise FormatError(path, "no gesture rows after the header (the recording would yield no sample)")
     return labels
 
 
 def read_trials(path: Path) -> list[str]:
-    """The ``.aedat`` names listed in a trials file (blank lines ignored)."""
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    for name in names:
-        if not name.endswith(".aedat"):
-            raise FormatError(path, f"expected one .aedat file name per line, found {name!r}")
-    return names
+    """The ``.aedat`` names listed in a trials file (blank lines ignored).
+
+    Refused, with the line: text that is not UTF-8, a name that is not a plain ``*.aedat`` file
+    name in the same folder (no path separators), a name listed twice, and a file without names
+    (a data set of 0 samples)."""
+    names: dict[str, int] = {}
+    for number, line in text_lines(path, "trials file"):
+        name = line.strip()
+        if not TRIAL_NAME.fullmatch(name):
+            raise FormatError(path, f"line {number}: expected one .aedat file name per line "
+                                    f"(letters, digits, '_', '-', '.'), found {name!r:.120}")
+        if name in names:
+            raise FormatError(path, f"line {number}: {name} is listed again (first on line {names[name]})")
+        names[name] = number
+    if not names:
+        raise FormatError(path, "the trials file lists no recordings (a data set of 0 samples)")
+    return list(names)
 
 
 class DVS128Gesture(EventFrameDataset):
@@ -94,16 +119,28 @@ class DVS128Gesture(EventFrameDataset):
         units = []
         for name in read_trials(folder / listing):
             recording, labels_csv = folder / name, folder / f"{name[:-len('.aedat')]}_labels.csv"
-            missing = [str(p) for p in (recording, labels_csv) if not p.is_file()]
+            missing = [str(p) for p in (recording, labels_csv) if not p.exists()]
             if missing:
                 raise MissingDataError(f"{self.name}: {folder / listing} lists {name}, but "
                                        f"{' and '.join(missing)} not found")
-            rows = read_labels_csv(labels_csv)
-            units.append(Unit((recording, labels_csv), tuple(r[0] for r in rows),
-                              tuple((r[1], r[2]) for r in rows)))
+            rows = numbered_label_rows(check_regular_file(labels_csv))
+            units.append(Unit((check_regular_file(recording), labels_csv),
+                              tuple(label for _, (label, _, _) in rows),
+                              tuple((start, end, number) for number, (_, start, end) in rows)))
         return folder, units
 
     def _load(self, unit: Unit) -> list[np.ndarray]:
-        events = read_aedat31(unit.files[0], self.sensor_size)
+        """One event array per labels row; a window holding no event (e.g. after the recording
+        ends) is refused with its line, since it would be an all-zero sample."""
+        recording, labels_csv = unit.files
+        events = read_aedat31(recording, self.sensor_size)
         t = events["t"]
-        return [events[(t >= start) & (t < end)] for start, end in unit.windows]
+        samples = []
+        for start, end, number in unit.windows:
+            sample = events[(t >= start) & (t < end)]
+            if not len(sample):
+                span = f"its events span {t.min()}..{t.max()} us" if len(t) else "it holds no events"
+                raise FormatError(labels_csv, f"line {number}: the window {start}..{end} us holds no "
+                                              f"events of {recording.name} ({span})")
+            samples.append(sample)
+        return samples

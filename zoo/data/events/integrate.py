@@ -98,15 +98,27 @@ def frame_index(t: np.ndarray, spec: Integration) -> np.ndarray:
     return np.where(index < frames, index, -1)
 
 
+def check_fields(events: np.ndarray, sensor_size: tuple[int, int]) -> None:
+    """Raise ValueError naming the first event outside the sensor or with a polarity not 0/1."""
+    height, width = sensor_size
+    x, y, p = events["x"], events["y"], events["p"]
+    for mask, what in (((x < 0) | (x >= width) | (y < 0) | (y >= height),
+                        f"outside the {height}x{width} sensor"),
+                       ((p != 0) & (p != 1), "with a polarity other than 0 or 1")):
+        bad = np.flatnonzero(mask)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"event {i} (x={x[i]}, y={y[i]}, p={p[i]}) {what}")
+
+
 def integrate(events: np.ndarray, sensor_size: tuple[int, int], spec: Integration) -> np.ndarray:
     """Integrate an event array into uint32 counts ``[T, 2, H', W']``.
 
-    ``sensor_size`` is ``(H, W)``; coordinates must lie inside it.
+    ``sensor_size`` is ``(H, W)``; coordinates must lie inside it and polarities be 0 or 1 (the
+    readers refuse such events with the file's byte offset; this check guards events built by
+    other code, since either would be counted in another pixel or frame).
     """
-    height, width = sensor_size
-    if len(events) and (events["x"].max() >= width or events["y"].max() >= height
-                        or events["x"].min() < 0 or events["y"].min() < 0):
-        raise ValueError(f"event coordinates outside the {height}x{width} sensor")
+    check_fields(events, sensor_size)
     if np.any(np.diff(events["t"]) < 0):
         events = events[np.argsort(events["t"], kind="stable")]
     out_h, out_w = spec.output_size(sensor_size)

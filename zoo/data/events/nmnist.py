@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, MissingDataError
+from ..files import check_regular_file, parse_uint, read_file, text_lines
 from ..roots import Layout, locate
 from .base import EventFrameDataset, Unit
 from .integrate import Integration
-from .stream import make_events
+from .stream import MAX_RECORDING_BYTES, check_events, make_events
 
 SENSOR_SIZE = (34, 34)  # (H, W)
 CLASSES = tuple("0123456789")
@@ -38,34 +39,51 @@ SLAYER_LISTS = {"train": "train1K.txt", "test": "test100.txt"}
 
 
 def read_nmnist_bin(path: str | Path) -> np.ndarray:
-    """Decode one N-MNIST ``.bin`` (or SLAYER ``.bs2``) file into an event array."""
+    """Decode one N-MNIST ``.bin`` (or SLAYER ``.bs2``) file into an event array.
+
+    Refused, with the byte offset: an empty file (it would give an all-zero sample), a length
+    that is not a multiple of 5, a pixel outside the 34x34 sensor and a timestamp earlier than
+    the previous event's (the recordings are written in time order; all 1,100 recordings of
+    ``NMNISTsmall`` are).
+    """
     path = Path(path)
-    raw = np.fromfile(path, dtype=np.uint8)
+    raw = np.frombuffer(read_file(path, MAX_RECORDING_BYTES, "N-MNIST recording"), dtype=np.uint8)
+    if not len(raw):
+        raise FormatError(path, "empty recording: an N-MNIST file holds at least one 5-byte event", 0)
     if len(raw) % 5:
         whole = len(raw) - len(raw) % 5
         raise FormatError(path, f"truncated event: {len(raw) % 5} trailing byte(s) of a 5-byte "
                                 f"event after {whole // 5} whole events", whole)
     raw = raw.reshape(-1, 5).astype(np.int64)
     x, y = raw[:, 0], raw[:, 1]
-    outside = np.flatnonzero((x >= SENSOR_SIZE[1]) | (y >= SENSOR_SIZE[0]))
-    if outside.size:
-        i = outside[0]
-        raise FormatError(path, f"event {i} has x={x[i]}, y={y[i]}, outside the 34x34 N-MNIST sensor",
-                          5 * int(i))
     p = raw[:, 2] >> 7
     t = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
+    check_events(path, x, y, p, t, SENSOR_SIZE, lambda i: 5 * i, ordered=True, what="N-MNIST")
     return make_events(t, x, y, p)
 
 
 def _read_slayer_list(path: Path) -> list[tuple[str, int]]:
-    entries = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
+    """``(sample id, label)`` per line of a SLAYER list (``#`` lines are comments).
+
+    Refused: a line that is not ``<id> <class 0..9>`` with decimal ASCII fields, a sample listed
+    twice (with the same or another label) and a list without samples."""
+    entries, seen = [], {}
+    for number, line in text_lines(path, "N-MNIST sample list"):
+        if line.lstrip().startswith("#"):
             continue
         fields = line.split()
-        if len(fields) != 2 or not fields[1].isdigit() or int(fields[1]) >= len(CLASSES):
-            raise FormatError(path, f"line {number}: expected '<id> <class 0..9>', found {line!r}")
-        entries.append((fields[0], int(fields[1])))
+        label = parse_uint(fields[1]) if len(fields) == 2 else None
+        if label is None or label >= len(CLASSES) or parse_uint(fields[0]) is None:
+            raise FormatError(path, f"line {number}: expected '<sample id> <class 0..9>' "
+                                    f"(decimal numbers), found {line!r:.120}")
+        if fields[0] in seen:
+            raise FormatError(path, f"line {number}: sample {fields[0]} is listed again (first on "
+                                    f"line {seen[fields[0]][0]} with class {seen[fields[0]][1]}, "
+                                    f"here with class {label})")
+        seen[fields[0]] = (number, label)
+        entries.append((fields[0], label))
+    if not entries:
+        raise FormatError(path, "the list names no samples (a data set of 0 samples)")
     return entries
 
 
@@ -92,19 +110,33 @@ class NMNIST(EventFrameDataset):
         layouts += [Layout(parent, (SLAYER_LISTS[self.split],), "slayer")
                     for parent in ("", "NMNISTsmall", "nmnist/NMNISTsmall")]
         folder, layout = locate(self.name, root, layouts, hint)
-        if layout.kind == "native":
-            units = [Unit((p,), (label,)) for label, digit in enumerate(CLASSES)
-                     for p in sorted((folder / digit).glob("*.bin"))]
-        else:
-            units = []
-            for sample, label in _read_slayer_list(folder / SLAYER_LISTS[self.split]):
-                path = folder / f"{sample}.bs2"
-                if not path.is_file():
-                    raise MissingDataError(f"{path}: listed in {SLAYER_LISTS[self.split]} but missing")
-                units.append(Unit((path,), (label,)))
-        if not units:
-            raise MissingDataError(f"{self.name}: no recordings found in {folder}")
+        units = self._native_units(folder) if layout.kind == "native" else self._slayer_units(folder)
         return folder, units
+
+    @staticmethod
+    def _native_units(folder: Path) -> list[Unit]:
+        """One unit per ``<digit>/*.bin``; a digit folder without recordings is refused (the class
+        would be silently absent)."""
+        units = []
+        for label, digit in enumerate(CLASSES):
+            if not (folder / digit).is_dir():
+                raise FormatError(folder / digit, f"expected the folder of class {digit}, found a file")
+            files = sorted((folder / digit).glob("*.bin"))
+            if not files:
+                raise MissingDataError(f"{folder / digit}: no .bin recordings for class {digit}")
+            units += [Unit((check_regular_file(p),), (label,)) for p in files]
+        return units
+
+    def _slayer_units(self, folder: Path) -> list[Unit]:
+        """One unit per line of the SLAYER list; every listed ``<id>.bs2`` must exist."""
+        listing = folder / SLAYER_LISTS[self.split]
+        units = []
+        for sample, label in _read_slayer_list(listing):
+            path = folder / f"{sample}.bs2"
+            if not path.exists():
+                raise MissingDataError(f"{path}: listed in {listing.name} but missing")
+            units.append(Unit((check_regular_file(path),), (label,)))
+        return units
 
     def _load(self, unit: Unit) -> list[np.ndarray]:
         return [read_nmnist_bin(unit.files[0])]

@@ -1,0 +1,86 @@
+"""Reading a data set's files: the checks that every reader needs, in one place.
+
+- :func:`read_file`: the bytes of a regular file no larger than a bound, so that a folder where a
+  file was expected, or a file far larger than the format allows, is refused before anything is
+  allocated;
+- :func:`read_text` / :func:`text_lines`: a text file (label list, split file, CSV) decoded as
+  strict UTF-8; an undecodable byte is reported with its byte offset and line instead of a raw
+  ``UnicodeDecodeError``;
+- :func:`parse_uint`: a non-negative decimal field written with ASCII digits only (``str.isdigit``
+  also accepts characters such as "²" that ``int`` then rejects; at most 18 digits);
+- :func:`file_sha256`: the content hash that keys the frame cache.
+
+Every refusal is a :class:`~zoo.data.errors.FormatError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from .errors import FormatError
+
+MAX_TEXT_BYTES = 16 << 20  # label lists and split files are a few hundred kB at most
+UTF8_BOM = b"\xef\xbb\xbf"
+_UINT = re.compile(r"[0-9]{1,18}")  # int() refuses very long strings; 18 digits fit in int64
+
+
+def check_regular_file(path: Path) -> Path:
+    """``path`` itself, after checking that it is a regular file (or a link to one)."""
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "nothing" if not path.exists() else "not a regular file"
+        raise FormatError(path, f"expected a data file, found {kind}")
+    return path
+
+
+def read_file(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of ``path``; refuses anything but a regular file of at most ``max_bytes``.
+
+    ``what`` names the expected content in the message (e.g. "N-MNIST recording").
+    """
+    path = check_regular_file(Path(path))
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FormatError(path, f"{size} bytes, more than the {max_bytes} bytes a {what} may have")
+    return path.read_bytes()
+
+
+def read_text(path: str | Path, what: str = "text file", max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The content of a text file, decoded as strict UTF-8 (a leading byte-order mark is skipped).
+
+    An undecodable byte raises :class:`FormatError` with its byte offset and line number.
+    """
+    path = Path(path)
+    data = read_file(path, max_bytes, what)
+    skip = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        offset = skip + err.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise FormatError(path, f"line {line}: byte 0x{data[offset]:02x} is not UTF-8 text "
+                                f"(expected a UTF-8 {what})", offset) from None
+
+
+def text_lines(path: str | Path, what: str = "text file") -> list[tuple[int, str]]:
+    """``(line number, line)`` for each non-blank line of a UTF-8 text file, without the line end.
+
+    Lines are split at ``\\n`` only (``\\r\\n`` is accepted), so the numbers match an editor's.
+    """
+    lines = read_text(path, what).split("\n")
+    return [(n, line.rstrip("\r")) for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def parse_uint(field: str) -> int | None:
+    """The value of a decimal field of ASCII digits, or None when it is anything else."""
+    return int(field) if _UINT.fullmatch(field) else None
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 (hex) of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
