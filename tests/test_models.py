@@ -375,3 +375,16 @@ def test_zoo_info_unknown_name(capsys):
     args = parser.parse_args(["info", "ds_resnet"])
     assert args.run(args) == 2
     assert "similar: ds_resnet110" in capsys.readouterr().err
+
+
+def test_res20m_is_the_inflor_scripts_resnet20():
+    """``spiking_resnet20_modified``: the InfLoR code's ``ResNet_Cifar_Modified`` ([2, 2, 2, 2])."""
+    model = create_model("spiking_resnet20_modified", T=1)
+    assert [m.conv.out_channels for m in model.stem] == [64, 64, 64]
+    assert isinstance(model.stem[2].pool, torch.nn.AvgPool2d)
+    shortcut = model.layers[1][0].downsample
+    assert list(shortcut._modules) == ["pool", "conv", "bn"] and shortcut.conv.stride == (1, 1)
+    assert model.layers[0][0].downsample is None
+    assert all(float(block.bn2.weight.abs().sum()) == 0 for stage in model.layers for block in stage)
+    assert sum(p.numel() for p in model.parameters()) == 11_247_946
+    assert model.forward_features(torch.rand(1, 3, 32, 32)).shape == (1, 1, 512, 2, 2)

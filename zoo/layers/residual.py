@@ -2,7 +2,10 @@
 spiking block (STBP-tdBN, InfLoR), with optional multi-bit re-stimulation.
 
 Main path (both): ``conv3x3(stride) -> BN -> act1 -> conv3x3 -> BN``. Shortcut: identity, or when
-the shape changes the projection ``downsample = conv1x1(stride) -> BN`` (its current ``s``).
+the shape changes the projection ``downsample = conv1x1(stride) -> BN`` (its current ``s``); with
+``avg_down`` the projection averages first and convolves at stride 1, ``AvgPool2d(stride,
+ceil_mode=True, count_include_pad=False) -> conv1x1 -> BN`` (the "ResNet-D" shortcut of the InfLoR
+code's ``ResNet_Cifar_Modified``, yfguo91/Re-Loss ``models/resnet.py``).
 
 - Standard spiking block (``spike_before_add=False``; Zheng et al. AAAI 2021, InfLoR code
   yfguo91/Re-Loss ``SpikeBasicBlock``): ``out = act2(main + s)``, binary-valued output.
@@ -52,6 +55,7 @@ class BasicBlock(nn.Module):
         spike_before_add: bool = False,
         residual_alpha: float = 1.0,
         restim: bool = False,
+        avg_down: bool = False,
     ) -> None:
         super().__init__()
         has_downsample = stride != 1 or in_chs != out_chs
@@ -63,12 +67,20 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(out_chs, out_chs)
         self.bn2 = norm_layer(out_chs, alpha=alpha)
         self.act2 = act_layer()
-        self.downsample = nn.Sequential(OrderedDict(
-            conv=nn.Conv2d(in_chs, out_chs, 1, stride, bias=False),
-            bn=norm_layer(out_chs, alpha=alpha),
-        )) if has_downsample else None
+        self.downsample = self._projection(in_chs, out_chs, stride, norm_layer(out_chs, alpha=alpha), avg_down) \
+            if has_downsample else None
         self.downsample_act = act_layer() if has_downsample and spike_before_add else None
         self.restim = ECA(out_chs) if restim else None
+
+    @staticmethod
+    def _projection(in_chs: int, out_chs: int, stride: int, bn: nn.Module, avg_down: bool) -> nn.Sequential:
+        """The shortcut's projection: ``conv1x1(stride) -> bn``, or with ``avg_down`` (and a stride)
+        ``AvgPool2d(stride) -> conv1x1 -> bn``."""
+        if avg_down and stride > 1:
+            return nn.Sequential(OrderedDict(
+                pool=nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False),
+                conv=nn.Conv2d(in_chs, out_chs, 1, 1, bias=False), bn=bn))
+        return nn.Sequential(OrderedDict(conv=nn.Conv2d(in_chs, out_chs, 1, stride, bias=False), bn=bn))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: time-first ``[T, B, C, H, W]``."""

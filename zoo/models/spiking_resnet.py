@@ -1,12 +1,19 @@
 """Spiking ResNets with the standard basic block (activation after the add).
 
-CIFAR (``spiking_resnet19``, ``spiking_resnet20``): InfLoR-SNN, Guo et al., "Reducing Information
+CIFAR (``spiking_resnet19``, ``spiking_resnet20``, ``spiking_resnet20_modified``): InfLoR-SNN, Guo et al., "Reducing Information
 Loss for Spiking Neural Networks", ECCV 2022 (arXiv 2307.04356); the graph is the authors' code
 (yfguo91/Re-Loss: ``models/resnet.py`` ``ResNet_Cifar`` turned spiking by ``spike_model.py`` and
 ``spike_block.py``), which follows tdBN's ResNet-19 (Zheng et al., AAAI 2021) with one difference
 noted below. ImageNet (``spiking_resnet18``, ``spiking_resnet34``): the same code's ``ResNet``.
 
-- Stem: conv3x3(in_chans -> w1) -> BN -> neuron (CIFAR); conv7x7/2 -> BN -> neuron -> 3x3/2
+- Two CIFAR "ResNet-20"s: ``spiking_resnet20`` is the code's ``resnet20_cifar`` (the tdBN-style
+  network of ResNet-19 with stages [3, 3, 3], 128-256-512); ``spiking_resnet20_modified`` is the
+  network its training script actually trains as "ResNet-20", ``res20m`` = ``resnet20_cifar_modified``
+  (``ResNet_Cifar_Modified``): a three-conv 64-channel stem followed by 2x2 average pooling, four
+  stages [2, 2, 2, 2] of 64-128-256-512, average-pool shortcuts (``avg_down``) and the last BN of
+  every block initialised to zero (``zero_init_residual``).
+- Stem: conv3x3(in_chans -> w1) -> BN -> neuron (``"cifar"``); three such convs at w1, then 2x2
+  average pooling (``"cifar3"``, res20m); conv7x7/2 -> BN -> neuron -> 3x3/2
   average pooling (ImageNet; the code pools by averaging, ``nn.AvgPool2d(3, 2, 1)``). The stem BN
   is a plain BatchNorm with statistics over (T*B, H, W) and no ``alpha * V_th`` scaling: the code
   turns it into ``myBatchNorm3d``, not into its tdBN.
@@ -34,7 +41,7 @@ from ..layers import BasicBlock, ConvNormAct, Readout, TdBatchNorm2d, fold
 from ..registry import register_model
 from .base import SpikingModel, build_model
 
-STEMS = ("cifar", "imagenet")
+STEMS = ("cifar", "cifar3", "imagenet")
 
 
 class SpikingResNet(SpikingModel):
@@ -66,6 +73,8 @@ class SpikingResNet(SpikingModel):
         input_bn: bool = False,
         head_hidden: int = 0,
         restim: bool = False,
+        avg_down: bool = False,
+        zero_init_residual: bool = False,
         backend: str = "auto",
         img_size: int | tuple[int, int] = 32,
     ) -> None:
@@ -76,15 +85,10 @@ class SpikingResNet(SpikingModel):
         super().__init__(
             num_classes=num_classes, in_chans=in_chans, T=T, neuron=neuron, backend=backend, img_size=img_size,
             depths=depths, widths=widths, stem=stem, input_bn=input_bn, head_hidden=head_hidden, restim=restim,
+            avg_down=avg_down, zero_init_residual=zero_init_residual,
         )
         self.input_bn = self.norm(in_chans, affine=False) if input_bn else None
-        if stem == "cifar":
-            self.stem = ConvNormAct(nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), self.stem_norm(widths[0]), self.act())
-        else:
-            self.stem = ConvNormAct(
-                nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=False), self.stem_norm(widths[0]), self.act(),
-                pool=nn.AvgPool2d(3, 2, 1),
-            )
+        self.stem = self._stem(stem, in_chans, widths[0])
         stages, chs = [], widths[0]
         for i, (depth, width) in enumerate(zip(depths, widths)):
             blocks = []
@@ -93,6 +97,7 @@ class SpikingResNet(SpikingModel):
                 blocks.append(BasicBlock(
                     chs, width, stride, act_layer=self.act, norm_layer=self.norm,
                     spike_before_add=self.spike_before_add, residual_alpha=self.residual_alpha, restim=restim,
+                    avg_down=avg_down,
                 ))
                 chs = width
             stages.append(nn.Sequential(*blocks))
@@ -100,6 +105,22 @@ class SpikingResNet(SpikingModel):
         self.num_features = chs
         self.head = Readout(chs, num_classes, head_hidden, self.act)
         self.init_weights()
+        if zero_init_residual:  # each block starts as its shortcut (Goyal et al. 2017; the res20m code)
+            for block in self.layers.modules():
+                if isinstance(block, BasicBlock):
+                    nn.init.zeros_(block.bn2.weight)
+
+    def _stem(self, stem: str, in_chans: int, width: int) -> nn.Module:
+        def unit(c_in: int, pool: nn.Module | None = None) -> ConvNormAct:
+            return ConvNormAct(nn.Conv2d(c_in, width, 3, 1, 1, bias=False), self.stem_norm(width), self.act(), pool)
+
+        if stem == "cifar":
+            return unit(in_chans)
+        if stem == "cifar3":
+            self.first_conv = "stem.0.conv"
+            return nn.Sequential(unit(in_chans), unit(width), unit(width, nn.AvgPool2d(2)))
+        return ConvNormAct(nn.Conv2d(in_chans, width, 7, 2, 3, bias=False), self.stem_norm(width), self.act(),
+                           pool=nn.AvgPool2d(3, 2, 1))
 
     # -- family choices --------------------------------------------------------------------------
     def norm(self, channels: int, alpha: float = 1.0, affine: bool = True) -> nn.Module:
@@ -142,8 +163,18 @@ def spiking_resnet19(**kwargs) -> SpikingResNet:
 
 @register_model
 def spiking_resnet20(**kwargs) -> SpikingResNet:
-    """ResNet-20 for CIFAR (InfLoR code ``resnet20_cifar``): stages [3, 3, 3], widths 128-256-512."""
+    """ResNet-20 for CIFAR (InfLoR code ``resnet20_cifar``): stages [3, 3, 3], widths 128-256-512. Not the
+    network the InfLoR training script trains as "ResNet-20" (that is ``spiking_resnet20_modified``)."""
     return build_model(SpikingResNet, kwargs, depths=(3, 3, 3), **CIFAR)
+
+
+@register_model
+def spiking_resnet20_modified(**kwargs) -> SpikingResNet:
+    """The InfLoR training script's "ResNet-20", ``res20m`` (code ``resnet20_cifar_modified``): three-conv
+    64-channel stem + 2x2 average pooling, stages [2, 2, 2, 2] of 64-128-256-512, average-pool
+    shortcuts, zero-initialised last BN per block."""
+    return build_model(SpikingResNet, kwargs, depths=(2, 2, 2, 2), stem="cifar3", avg_down=True,
+                       zero_init_residual=True, **{**CIFAR, "widths": (64, 128, 256, 512)})
 
 
 @register_model

@@ -5,9 +5,13 @@ conv3x3 followed by BatchNorm. Configuration "7" (``spiking_vgg7``, ``vgg7_qcfs`
 member of the family, sized for CPU training) has six convs and the classifier: the widths 64-256-256
 and pooling positions of the network of the fast CIFAR-10 training literature (Jordan 2024,
 airbench94: two convs per stage, the first followed by 2x2 pooling), without its whitening layer,
-about 134 M multiply-adds per image (VGG-16: 313 M). As in the ANN->SNN conversion literature (Bu et al., ICLR 2022,
-QCFS) the max pooling layers become 2x2 average pooling (max pooling of spikes does not convert),
-and the classifier is global average pooling -> one Linear.
+about 134 M multiply-adds per image (VGG-16: 313 M).
+
+The graph is the InfLoR authors' ``vggcifar`` (yfguo91/Re-Loss ``models/vggcifar.py``: VGG with
+BN, 2x2 average pooling in place of max pooling, global average pooling -> one Linear, torchvision's
+init), except that the convs here have no bias (each is followed by BN, which absorbs it). The head
+is that code's, not QCFS's (Bu et al., ICLR 2022); from the conversion literature comes only the
+reason for average pooling: max pooling of spikes does not convert.
 
 Each conv is ``ConvNormAct`` (``features.i.conv``, ``features.i.bn``, ``features.i.act`` and, after
 the last conv of a stage, ``features.i.pool``); the head is ``head.fc``. The activation slot holds

@@ -40,8 +40,8 @@ class Dynamics:
     """The parameters a fused backend needs.
 
     fire:
-        ``"step"``: ``o_k = amplitude * H(h - V_k)``, ``V_k = v_th + (k-1) * level_spacing``,
-        surrogate ``g(h - V_k)``; hard or soft reset (soft subtracts ``V_k``).
+        ``"step"``: ``o_k = amplitude * H(h - V_k)`` (strict: ``H(x) = 1`` iff ``x > 0``),
+        ``V_k = v_th + (k-1) * level_spacing``, surrogate ``g(h - V_k)``; hard or soft reset (soft subtracts ``V_k``).
         ``"mpr"``: InfLoR: ``o = H(phi(h) - 1/2)`` (i.e. ``h > 1/2``), straight-through on
         ``phi(h)`` in [0, 1] chained through ``phi'(h)`` (or on h itself when ``mpr`` is False);
         soft reset subtracts the spike (amplitude 1).

@@ -23,8 +23,9 @@ This is what brings a noise-trained step to the cost of a ReLU step: ``torch.ran
 channels-last activation ran at 24 ns per element here, over half the step
 (``benchmarks/training_routes.py``).
 
-Why: an IF neuron with soft reset and constant input z fires at step t iff z + r_t >= V_th, and the
-residual r_t spreads roughly uniformly over [0, V_th); the noise stands in for that residual. The
+Why: an IF neuron with soft reset and constant input z fires at step t iff z + r_t > V_th (strict,
+as every zoo neuron), and the residual r_t spreads roughly uniformly over [0, V_th); the noise
+stands in for that residual. The
 default sigma = 0.2887 = 1/sqrt(12) is the standard deviation of that uniform residual.
 """
 
