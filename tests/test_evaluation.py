@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import hashlib
 import json
 import math
 import struct
@@ -152,13 +153,14 @@ def test_t_sweep_gives_one_record_per_T(probe, tmp_path):
 def test_published_weights_are_named_as_published(probe, tmp_path, monkeypatch):
     """A folder holding the published weights gets a reproduce command a reader can run."""
     sha = CheckpointConfig.load(probe[0] / "config.json").weights_sha256
+    config_sha = hashlib.sha256((probe[0] / "config.json").read_bytes()).hexdigest()
     table = tmp_path / "pretrained.json"
-    entry = {"name": NAME, "hf_hub_id": f"snnzoo/{NAME}", "revision": "main", "sha256": sha}
-    table.write_text(json.dumps({"format_version": 1, "checkpoints": [entry]}))
+    entry = {"name": NAME, "hf_hub_id": f"snnzoo/{NAME}", "revision": "main", "sha256": sha, "config_sha256": config_sha}
+    table.write_text(json.dumps({"format_version": registry.REGISTRY_FORMAT, "checkpoints": [entry]}))
     monkeypatch.setattr(registry, "PRETRAINED_FILE", table)
     [record] = run(probe, tmp_path / "published")
     assert record["command"].startswith(f"zoo eval {NAME} --dataset mnist")
-    table.write_text(json.dumps({"format_version": 1, "checkpoints": [{**entry, "sha256": "0" * 64}]}))
+    table.write_text(json.dumps({"format_version": registry.REGISTRY_FORMAT, "checkpoints": [{**entry, "sha256": "0" * 64}]}))
     [record] = run(probe, tmp_path / "other weights")
     assert record["command"].startswith(f"zoo eval {probe[0]} --dataset mnist")
     [cached] = run(probe, tmp_path / "published")  # a stored record gets the command of today's registry
@@ -199,7 +201,7 @@ class Interrupting(torch.utils.data.Dataset):
         return self.dataset.describe()
 
 
-def test_resume_after_interrupt_and_no_recompute(probe, tmp_path, monkeypatch):
+def test_resume_after_interrupt_and_no_recompute(probe, tmp_path, monkeypatch, capsys):
     reference = measured(run(probe, tmp_path / "reference")[0])
     made = []
 
@@ -217,7 +219,10 @@ def test_resume_after_interrupt_and_no_recompute(probe, tmp_path, monkeypatch):
 
     monkeypatch.setattr(zoo.data, "create_dataset", lambda *a, **k: create(*a, **k))
     resumed = run(probe, tmp_path)[0]
-    assert made[-1].read[:7] == [5, 6, 7, 8, 9, 10, 11]  # the counting pass started at sample 5
+    # the five samples already counted are read again only to check that they have not changed,
+    # then the counting pass starts at sample 5
+    assert made[-1].read[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert "ignoring" not in capsys.readouterr().err
     assert measured(resumed) == reference
     assert not any((tmp_path / records.PARTIAL).iterdir())
 

@@ -98,7 +98,7 @@ def base() -> dict:
     (lambda r: r["train"]["optimizer"].update(name="lamb"), r"field 'train.optimizer.name' must be one of 'sgd', 'adamw'"),
     (lambda r: r["data"]["augment"].update(hflip=1), r"field 'data.augment.hflip' must be true or false"),
     (lambda r: r.update(name="other_arch.tag"), r"field 'name' must be 'spiking_convnet.<tag>'"),
-    (lambda r: r["train"].update(ema={"decay": 1.0}), r"field 'train.ema.decay' must be in \[0, 1\)"),
+    (lambda r: r["train"].update(ema={"decay": 1.0}), r"field 'train.ema.decay' must be in \(0, 1\)"),
     (lambda r: r["train"].update(ema={"decay": 0.9, "every": 2}), r"unknown field\(s\) 'train.ema.every'"),
     (lambda r: r["data"]["augment"].update(hflip=False, alternate_flip=True),
      r"field 'data.augment.alternate_flip' needs data.augment.hflip: true"),

@@ -12,8 +12,16 @@ from .neurons import demo as neuron_demo
 from .train import cli as train_cli
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (``zoo eval: error: ...``) and exit 2,
+    like every other user error of the ``zoo`` commands; ``--help`` still prints the usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description="snnzoo: a model zoo of spiking neural networks")
+    parser = OneLineParser(prog="zoo", description="snnzoo: a model zoo of spiking neural networks")
     parser.add_argument("--version", action="version", version=f"snnzoo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     neuron_demo.add_parser(commands)

@@ -1,15 +1,21 @@
 """``zoo eval`` and ``zoo leaderboard``: the command lines of the evaluation harness.
 
-    zoo eval convnet.lif_mnist_t8 --dataset mnist --T 1,2,4,8 --batch-size 256
+    zoo eval spiking_convnet.mlf_mnist_t4_c32 --dataset mnist --T 1,2,4,8 --batch-size 256
     zoo eval path/to/checkpoint/ --limit 1000 --device cpu
     zoo leaderboard
+
+A user error (a bad argument, a checkpoint or data set that cannot be read, an unsafe name, a
+damaged record) prints one line naming the file or argument and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from zoo.data.errors import MissingDataError
 
 from . import energy, harness, leaderboard
 
@@ -22,25 +28,50 @@ def add_parser(commands) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--data-dir", default=None, help="data root (default: $ZOO_DATA_DIR)")
     p.add_argument("--T", type=_time_steps, default=None, help="time steps, or a sweep 1,2,4,8 (default: the checkpoint's T)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
+    p.add_argument("--batch-size", type=_at_least(1), default=128)
+    p.add_argument("--limit", type=_at_least(1), default=None, help="evaluate the first N samples only")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
     p.add_argument("--out", default=str(harness.DEFAULT_RESULTS), help="results folder (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute records that already exist")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--timing-batches", type=int, default=10, help="batches timed for latency/throughput")
+    p.add_argument("--seed", type=_at_least(0), default=0)
+    p.add_argument("--workers", type=_at_least(0), default=0, help="DataLoader worker processes")
+    p.add_argument("--timing-batches", type=_at_least(0), default=10, help="batches timed for latency/throughput")
     p.add_argument("--write-checkpoint", action="store_true",
                    help="also store the records in the checkpoint folder's config.json (metrics.evaluations)")
     p.add_argument("--layers", action="store_true", help="print the per-layer firing and operation tables")
-    p.set_defaults(run=run_eval)
+    p.set_defaults(run=_one_line_errors(run_eval, "zoo eval"))
 
     p = commands.add_parser("leaderboard", help="regenerate the results CSVs, leaderboard.md and plots")
     p.add_argument("--results", default=str(harness.DEFAULT_RESULTS), help="records folder (default: %(default)s)")
     p.add_argument("--out", default=str(harness.DEFAULT_RESULTS.parent),
                    help="folder for leaderboard.md and plots/ (default: %(default)s)")
     p.add_argument("--references", default=None, help="published results CSV (default: OUT/references.csv)")
-    p.set_defaults(run=run_leaderboard)
+    p.set_defaults(run=_one_line_errors(run_leaderboard, "zoo leaderboard"))
+
+
+def _one_line_errors(command: Callable[[argparse.Namespace], int], prog: str) -> Callable[[argparse.Namespace], int]:
+    """``command`` with its user errors printed as one line and exit status 2. The zoo's errors
+    about input (checkpoint, config, record, name, data format) are all ValueErrors; missing data
+    is a FileNotFoundError of its own."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (ValueError, MissingDataError) as error:
+            print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2
+    return run
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+    return parse
 
 
 def _time_steps(text: str) -> list[int]:

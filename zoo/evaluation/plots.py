@@ -5,7 +5,9 @@
 * ``<dataset>_<model>_firing_rate.png``: firing rate of each neuron layer (in network order), one
   line per evaluated T.
 
-Only full test-split records are plotted; the figures are the same for the same records.
+Only full test-split records are plotted; the figures are the same for the same records. File
+names are made of the records' data set and model names (checked when records are loaded,
+:func:`zoo.evaluation.records.check_record`) and confined to the plots folder.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.checkpoint import write_atomic
+from zoo.names import confined
 
 
 def _pyplot():
@@ -37,10 +40,10 @@ def write_plots(records: list[dict[str, Any]], folder: str | Path) -> list[Path]
         by_dataset[record["dataset"]][record["model"]].append(record)
     written = []
     for dataset, models in sorted(by_dataset.items()):
-        written.append(_accuracy_vs_T(dataset, models, folder / f"{dataset}_accuracy_vs_T.png"))
+        written.append(_accuracy_vs_T(dataset, models, confined(folder, f"{dataset}_accuracy_vs_T.png")))
         for model, runs in sorted(models.items()):
             if any(r["neuron_layers"] for r in runs):
-                written.append(_firing_rates(dataset, model, runs, folder / f"{dataset}_{model}_firing_rate.png"))
+                written.append(_firing_rates(dataset, model, runs, confined(folder, f"{dataset}_{model}_firing_rate.png")))
     return written
 
 

@@ -7,6 +7,9 @@ One process: ``zoo train recipes/lif_spiking_convnet_fashion_mnist_t4.yaml``. Se
 
 ``--check`` validates the recipe and builds its model without training. ``--convert-from RUN``
 converts the finished run in RUN as this recipe's ``convert`` section says, without training.
+
+Exit status: 0 done, 2 bad input (recipe, data, run folder: one line naming the file and the
+field), 1 a run whose loss or weights turned non-finite (one line naming the epoch and the step).
 """
 
 from __future__ import annotations
@@ -16,8 +19,13 @@ import sys
 from pathlib import Path
 
 from ..data.errors import FormatError, MissingDataError
-from .recipe import RecipeError, load_recipe
+from ..names import UnsafeNameError, confined
+from .distributed import DeviceError
+from .loop import TrainingDiverged, train
+from .recipe import RecipeError, build_model, load_recipe
 from .state import StateError
+
+RUNS = Path("runs")  # the default parent of run folders: runs/<recipe name>
 
 
 def add_parser(commands) -> None:
@@ -36,7 +44,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--convert-from", default=None, metavar="RUN",
                    help="do not train: convert the finished run in the folder RUN (the same recipe but for its name, "
                         "method, source and convert fields) as this recipe says, e.g. one ANN twin as IF and as multi-bit")
-    p.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
+    p.add_argument("--stop-after", type=_positive, default=None, metavar="EPOCHS",
                    help="stop (state saved, resumable) once this many epochs are done")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--backend", default="auto", help="neuron backend: auto, torch, fused, triton (never changes results)")
@@ -45,26 +53,39 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", action="store_true", help="validate the recipe and build its model, then exit")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return _check_or_train(args)
-    except (RecipeError, MissingDataError, FormatError, StateError) as error:  # bad input, named in the message
-        print(f"zoo train: {error}", file=sys.stderr)
+    except (RecipeError, MissingDataError, FormatError, StateError, UnsafeNameError, DeviceError) as error:  # bad input
+        print(f"zoo train: {_one_line(error)}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(f"zoo train: {_one_line(error)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def _check_or_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     if args.check:
-        from ..registry import create_model
-
-        model = create_model(recipe.model.arch, **recipe.model.kwargs)
+        model = build_model(recipe, args.recipe)
         params = sum(p.numel() for p in model.parameters())
         print(f"{args.recipe}: ok, {recipe.name}: {recipe.model.arch} with {params:,} parameters")
         return 0
-    from .loop import train
-
-    out = Path(args.out) if args.out else Path("runs") / recipe.name
+    out = Path(args.out) if args.out else confined(RUNS, recipe.name)
     folder = train(recipe, out, recipe_file=args.recipe, overrides=args.overrides, resume=args.resume,
                    stop_after=args.stop_after, device=args.device, backend=args.backend, data_root=args.data_dir,
                    progress=not args.no_progress, convert_from=args.convert_from)
@@ -75,8 +96,10 @@ def _check_or_train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m zoo.train``; ``argv=None`` means this process's own command line."""
-    parser = argparse.ArgumentParser(prog="python -m zoo.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ..cli import OneLineParser  # zoo.cli imports this module
+
+    parser = OneLineParser(prog="python -m zoo.train", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     configure(parser)
     args = parser.parse_args(argv)
     return run(args)

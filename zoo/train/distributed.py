@@ -13,6 +13,10 @@ import torch
 import torch.distributed as dist
 
 
+class DeviceError(ValueError):
+    """A device that this machine does not have."""
+
+
 @dataclass(frozen=True)
 class Context:
     rank: int
@@ -34,7 +38,9 @@ def setup(device: str) -> Context:
     ``device`` is ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
     """
     if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+        raise DeviceError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: this machine has no CUDA device (torch.cuda.is_available() is False)")
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

@@ -5,12 +5,13 @@ recipe's ``arch.tag`` name, the data set's ``describe()``, the complete recipe w
 came from and the ``--set`` overrides, and ``metrics.train``: final train statistics, the run's
 own test top-1, wall time, images/s, peak memory, and for converted networks accuracy against T)
 and ``train_log.csv`` (the per-epoch log). Evaluations proper are added later by the evaluation
-harness; the model card is written when the checkpoint is published.
+harness; the model card is written when the checkpoint is published. The folder's files are
+written atomically, under the lock of its ``config.json`` that ``zoo eval --write-checkpoint``
+takes too (:mod:`zoo.train.files`).
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..config import CheckpointConfig, InputSpec
-from ..checkpoint import TRAIN_LOG, save_checkpoint
+from ..checkpoint import TRAIN_LOG, save_checkpoint, write_atomic
 from ..machine import describe_device
 from .distributed import Context
+from .files import CONFIG_LOCK, file_lock
 from .recipe import Recipe
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +84,8 @@ def export_checkpoint(model: nn.Module, recipe: Recipe, out: Path, train_set: Da
         recipe={**recipe.to_dict(), "file": recipe_path(recipe_file), "overrides": list(overrides)},
         metrics={"train": metrics},
     )
-    folder = save_checkpoint(model, out / "checkpoint", config)
-    shutil.copyfile(out / "log.csv", folder / TRAIN_LOG)
+    folder = out / "checkpoint"
+    with file_lock(folder / CONFIG_LOCK):
+        save_checkpoint(model, folder, config)
+        write_atomic(folder / TRAIN_LOG, (out / "log.csv").read_bytes())
     return folder

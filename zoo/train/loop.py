@@ -11,34 +11,48 @@ model is initialised from ``seed``, each process's global generators from ``seed
 data order and augmentation from the data generator (``zoo.train.data``). After every epoch the
 whole state (``zoo.train.state``) is written atomically, so ``--resume`` continues bit for bit:
 a run stopped after k epochs and resumed ends with the same weights as one run straight through.
+
+Safety. A run holds its folder's lock (``.zoo-train.lock``) while it runs, so a second ``zoo train``
+on the same folder fails at once instead of interleaving its writes; under the lock the temporary
+files of a killed earlier run are removed. A step whose loss is not finite (nan or inf), or
+weights that are not finite after an epoch, stop the run with :class:`TrainingDiverged` naming the
+epoch and the step: the epoch is not saved (the run folder keeps the state of the last good
+epoch, from which ``--resume`` goes on, e.g. with ``--set train.optimizer.lr=...`` refused as
+another recipe) and no checkpoint is exported.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..checkpoint import write_atomic
 from ..convert import convert_trained
-from ..registry import create_model
 from . import distributed
 from .data import alternating_flips, build_splits, epoch_plan
 from .ema import WeightEMA
 from .evaluate import autocast, evaluate
 from .export import export_checkpoint
+from .files import LockedError, file_lock, remove_stale_tmp
 from .log import MetricsLog, peak_memory_mb, reset_peak_memory
 from .losses import loss_fn
 from .optim import build_optimizer, lr_at, set_lr
-from .recipe import Recipe
-from .state import StateError, capture_rng, load_state, restore_rng, save_state, seed_everything
+from .recipe import Recipe, build_model
+from .state import STATE_FILE, StateError, capture_rng, load_run_state, restore_rng, save_state, seed_everything
+
+LOCK_FILE = ".zoo-train.lock"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became non-finite; the message names the epoch and the step."""
 
 
 class PerStepLogits(nn.Module):
@@ -84,14 +98,33 @@ def train(recipe: Recipe, out: str | Path, *, recipe_file: str | None = None, ov
     """
     if convert_from is not None and resume:
         raise StateError("--convert-from takes a finished run; --resume continues this one: give one of them")
+    out = Path(out)
     ctx = distributed.setup(device)
     try:
-        with determinism(recipe.deterministic, ctx.device):
-            return _run(recipe, Path(out), ctx, recipe_file=recipe_file, overrides=list(overrides or []), resume=resume,
+        with determinism(recipe.deterministic, ctx.device), run_folder(out, ctx):
+            return _run(recipe, out, ctx, recipe_file=recipe_file, overrides=list(overrides or []), resume=resume,
                         stop_after=stop_after, backend=backend, data_root=data_root, progress=progress,
                         convert_from=None if convert_from is None else Path(convert_from))
     finally:
         distributed.teardown(ctx)
+
+
+@contextlib.contextmanager
+def run_folder(out: Path, ctx: distributed.Context) -> Iterator[None]:
+    """Hold ``out`` for this run (the main process takes its lock without waiting: another run in
+    the same folder is an error, not a queue), after removing what killed writers left there."""
+    if not ctx.main:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(out / LOCK_FILE, wait=False))
+        except LockedError:
+            raise StateError(f"{out}: another zoo train is running in this folder (it holds {out / LOCK_FILE}); "
+                             "wait for it to finish or choose another --out") from None
+        for folder in (out, out / "checkpoint"):
+            remove_stale_tmp(folder)
+        yield
 
 
 def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: str | None, overrides: list[str],
@@ -99,7 +132,7 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
          convert_from: Path | None) -> Path | None:
     train_cfg = recipe.train
     seed_everything(recipe.seed)
-    model = create_model(recipe.model.arch, backend=backend, **recipe.model.kwargs).to(ctx.device)
+    model = build_model(recipe, recipe_file or "recipe", backend=backend).to(ctx.device)
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     seed_everything(recipe.seed + ctx.rank)
@@ -110,19 +143,18 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
     ema = WeightEMA(model, train_cfg.ema.decay) if train_cfg.ema is not None else None
 
     start = 0
-    if (out / "train_state.safetensors").exists() and not resume:
+    if (out / STATE_FILE).exists() and not resume:
         raise StateError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume:
-        start = _restore(load_state(out), recipe, ctx, model, optimizer, scaler, generator, ema, out)
+        start = _restore(load_run_state(out), recipe, ctx, model, optimizer, scaler, generator, ema, out)
     elif convert_from is not None:
-        start = _restore(load_state(convert_from), recipe, ctx, model, optimizer, scaler, generator, ema, convert_from,
+        start = _restore(load_run_state(convert_from), recipe, ctx, model, optimizer, scaler, generator, ema, convert_from,
                          may_differ=CONVERSION_FIELDS)
         if start != train_cfg.epochs:
-            raise StateError(f"{convert_from / 'train_state.safetensors'}: the run has finished {start} of its "
+            raise StateError(f"{convert_from / STATE_FILE}: the run has finished {start} of its "
                              f"{train_cfg.epochs} epochs; convert it once it has finished")
-        if ctx.main:
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(convert_from / "log.csv", out / "log.csv")  # the training that the checkpoint reports
+        if ctx.main:  # the training that the checkpoint reports
+            write_atomic(out / "log.csv", _read_log(convert_from / "log.csv"))
 
     net: nn.Module = PerStepLogits(model)
     if ctx.distributed:
@@ -130,52 +162,65 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
     if train_cfg.compile:
         net = torch.compile(net)
     log = MetricsLog(out, tensorboard=True) if ctx.main else None
-    if log is not None:
-        log.start(start)
-
-    def test(network: nn.Module) -> dict[str, float]:
-        return evaluate(network, test_split.eval_batches(recipe.data.eval_batch_size, ctx), ctx, train_cfg.precision)
-
-    end = train_cfg.epochs if stop_after is None else min(stop_after, train_cfg.epochs)
-    final_eval: dict[str, float] | None = None
-    for epoch in range(start, end):
-        lr = lr_at(train_cfg.schedule, train_cfg.optimizer.lr, epoch, train_cfg.epochs)
-        set_lr(optimizer, lr)
-        stats = _train_epoch(net, model, optimizer, scaler, ema, train_split, recipe, ctx, generator, epoch, progress)
-        final_eval, eval_time = None, 0.0
-        if epoch == train_cfg.epochs - 1 or (train_cfg.eval_every and (epoch + 1) % train_cfg.eval_every == 0):
-            begin = time.perf_counter()
-            final_eval = test(trained(model, ema))
-            eval_time = time.perf_counter() - begin
+    with contextlib.ExitStack() as stack:
         if log is not None:
-            log.append({"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"], "train_top1": stats["top1"],
-                        "test_loss": final_eval["loss"] if final_eval else "", "test_top1": final_eval["top1"] if final_eval else "",
-                        "epoch_time_s": stats["time_s"], "eval_time_s": eval_time, "images_per_s": stats["images_per_s"],
-                        "peak_memory_mb": stats["peak_memory_mb"]})
-            if progress:
-                shown = f", test top-1 {final_eval['top1']:.2f}%" if final_eval else ""
-                tqdm.write(f"epoch {epoch + 1}/{train_cfg.epochs}: loss {stats['loss']:.4f}, train top-1 {stats['top1']:.2f}%"
-                           f"{shown}, {stats['images_per_s']:.0f} images/s")
-        _save(out, recipe, ctx, epoch + 1, model, optimizer, scaler, generator, ema)
-    if end < train_cfg.epochs:
+            stack.callback(log.close)
+            log.start(start)
+
+        def test(network: nn.Module) -> dict[str, float]:
+            return evaluate(network, test_split.eval_batches(recipe.data.eval_batch_size, ctx), ctx, train_cfg.precision)
+
+        end = train_cfg.epochs if stop_after is None else min(stop_after, train_cfg.epochs)
+        final_eval: dict[str, float] | None = None
+        for epoch in range(start, end):
+            lr = lr_at(train_cfg.schedule, train_cfg.optimizer.lr, epoch, train_cfg.epochs)
+            set_lr(optimizer, lr)
+            stats = _train_epoch(net, model, optimizer, scaler, ema, train_split, recipe, ctx, generator, epoch, progress)
+            final_eval = _epoch_end(epoch, lr, stats, model, ema, train_cfg, test, log, progress)
+            _save(out, recipe, ctx, epoch + 1, model, optimizer, scaler, generator, ema)
+        if end < train_cfg.epochs:
+            return None
+        distributed.check_replicas(ctx, model)
+        model = trained(model, ema)
+        if final_eval is None:  # resumed after the last epoch
+            final_eval = test(model)
+        conversion = None
+        if recipe.convert is not None:
+            model, conversion = convert_trained(model, recipe.model.arch, recipe.convert, lambda network: test(network)["top1"],
+                                                source_top1=final_eval["top1"])
+        result = None
         if log is not None:
-            log.close()
-        return None
-    distributed.check_replicas(ctx, model)
-    model = trained(model, ema)
-    if final_eval is None:  # resumed after the last epoch
-        final_eval = test(model)
-    conversion = None
-    if recipe.convert is not None:
-        model, conversion = convert_trained(model, recipe.model.arch, recipe.convert, lambda network: test(network)["top1"],
-                                            source_top1=final_eval["top1"])
-    result = None
-    if log is not None:
-        result = export_checkpoint(model, recipe, out, train_set, ctx, log.rows(), final_eval, conversion,
-                                   recipe_file=recipe_file, overrides=overrides)
-        log.close()
+            result = export_checkpoint(model, recipe, out, train_set, ctx, log.rows(), final_eval, conversion,
+                                       recipe_file=recipe_file, overrides=overrides)
     distributed.barrier(ctx)
     return result
+
+
+def _epoch_end(epoch: int, lr: float, stats: dict[str, float], model: nn.Module, ema: WeightEMA | None, train_cfg: Any,
+               test: Callable[[nn.Module], dict[str, float]], log: MetricsLog | None, progress: bool) -> dict[str, float] | None:
+    """After an epoch's steps: the test evaluation when due, and the log row (main process)."""
+    final_eval, eval_time = None, 0.0
+    if epoch == train_cfg.epochs - 1 or (train_cfg.eval_every and (epoch + 1) % train_cfg.eval_every == 0):
+        begin = time.perf_counter()
+        final_eval = test(trained(model, ema))
+        eval_time = time.perf_counter() - begin
+    if log is not None:
+        log.append({"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"], "train_top1": stats["top1"],
+                    "test_loss": final_eval["loss"] if final_eval else "", "test_top1": final_eval["top1"] if final_eval else "",
+                    "epoch_time_s": stats["time_s"], "eval_time_s": eval_time, "images_per_s": stats["images_per_s"],
+                    "peak_memory_mb": stats["peak_memory_mb"]})
+        if progress:
+            shown = f", test top-1 {final_eval['top1']:.2f}%" if final_eval else ""
+            tqdm.write(f"epoch {epoch + 1}/{train_cfg.epochs}: loss {stats['loss']:.4f}, train top-1 {stats['top1']:.2f}%"
+                       f"{shown}, {stats['images_per_s']:.0f} images/s")
+    return final_eval
+
+
+def _read_log(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise StateError(f"{path}: missing; a finished run folder holds its training log") from None
 
 
 def trained(model: nn.Module, ema: WeightEMA | None) -> nn.Module:
@@ -192,12 +237,14 @@ def _train_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimi
         plan.flips = alternating_flips(plan.order, len(split), epoch, recipe.seed)
     net.train()
     reset_peak_memory(ctx.device)
-    totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)
+    totals = torch.zeros(4, dtype=torch.float64, device=ctx.device)  # loss sum, correct, samples, non-finite losses
+    finite_steps = []  # per optimizer step: were all its losses finite (device tensors, read once at the end)
     bar = tqdm(total=plan.steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False,
                disable=not (progress and ctx.main))
     begin = time.perf_counter()
     for micro in split.train_batches(plan, recipe.data.augment, generator):
         optimizer.zero_grad(set_to_none=True)
+        step_finite = torch.ones((), dtype=torch.bool, device=ctx.device)
         for j, (x, y) in enumerate(micro):
             if cfg.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -208,9 +255,13 @@ def _train_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimi
                 loss = loss_fn(cfg.loss, logits, y, cfg.label_smoothing)
                 scaler.scale(loss / len(micro)).backward()
             with torch.no_grad():
+                finite = torch.isfinite(loss.detach())
+                step_finite &= finite
                 correct = (logits.float().mean(0).argmax(1) == y).sum()
                 totals += torch.stack([loss.detach().double() * y.numel(), correct.double(),
-                                       torch.tensor(float(y.numel()), dtype=torch.float64, device=ctx.device)])
+                                       torch.tensor(float(y.numel()), dtype=torch.float64, device=ctx.device),
+                                       (~finite).double()])
+        finite_steps.append(step_finite)
         if cfg.grad_clip is not None:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -223,9 +274,30 @@ def _train_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimi
         torch.cuda.synchronize(ctx.device)
     elapsed = time.perf_counter() - begin
     bar.close()
-    loss_sum, correct, count = distributed.all_sum(ctx, totals.tolist())
+    loss_sum, correct, count, nonfinite = distributed.all_sum(ctx, totals.tolist())
+    _check_finite(ctx, epoch, nonfinite, finite_steps, model)
     return {"loss": loss_sum / count, "top1": 100.0 * correct / count, "time_s": elapsed,
             "images_per_s": count / elapsed, "peak_memory_mb": max(distributed.gather(ctx, peak_memory_mb(ctx.device)))}
+
+
+def _check_finite(ctx: distributed.Context, epoch: int, nonfinite: float, finite_steps: list[torch.Tensor],
+                  model: nn.Module) -> None:
+    """Stop the run (``TrainingDiverged``) when a step's loss on any process (``nonfinite``: their
+    count over all processes), or the weights after the epoch, are not finite: saving the epoch
+    would overwrite the last good state, and its weights are worthless."""
+    kept = f"the state after epoch {epoch} is kept" if epoch else "no epoch had finished"
+    advice = "lower train.optimizer.lr or set train.grad_clip"
+    if nonfinite:
+        local = torch.stack(finite_steps).logical_not().nonzero().flatten().tolist()
+        step = min(distributed.gather(ctx, local[0] if local else len(finite_steps)))
+        raise TrainingDiverged(f"epoch {epoch + 1}, step {step + 1} of {len(finite_steps)}: the training loss is not "
+                               f"finite (nan or inf); stopped without saving this epoch or exporting a checkpoint "
+                               f"({kept}); {advice}")
+    floats = [t for t in model.state_dict().values() if t.is_floating_point()]
+    if floats and not bool(torch.stack([torch.isfinite(t).all() for t in floats]).all()):
+        raise TrainingDiverged(f"epoch {epoch + 1}, step {len(finite_steps)} of {len(finite_steps)}: the weights are "
+                               f"not finite after the step; stopped without saving this epoch or exporting a "
+                               f"checkpoint ({kept}); {advice}")
 
 
 def _save(out: Path, recipe: Recipe, ctx: distributed.Context, epochs_done: int, model: nn.Module,
@@ -247,21 +319,30 @@ CONVERSION_FIELDS = ("name", "method", "source", "convert")
 def _restore(state: dict[str, Any], recipe: Recipe, ctx: distributed.Context, model: nn.Module,
              optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, generator: torch.Generator,
              ema: WeightEMA | None, out: Path, may_differ: tuple[str, ...] = ()) -> int:
-    where = out / "train_state.safetensors"
+    """Load a run's state (fields checked by ``load_run_state``) into this run's objects; a value
+    that does not fit them is a StateError naming the file and the field."""
+    where = out / STATE_FILE
     differ = [d for d in _differences(state["recipe"], recipe.to_dict()) if d.split(".")[0] not in may_differ]
     if differ:
         raise StateError(f"{where}: the run was started with another recipe; differing field(s): {', '.join(differ)}")
     if state["world"] != ctx.world:
         raise StateError(f"{where}: the run used {state['world']} process(es), this one has {ctx.world}; "
                          "resume with the same number so that the data order stays the same")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scaler.load_state_dict(state["scaler"])
-    generator.set_state(state["data_generator"])
-    if ema is not None:
-        ema.load_state_dict(state["ema"])
-    restore_rng(state["rng"][ctx.rank], ctx.device)
-    return int(state["epoch"])
+    if state["epoch"] > recipe.train.epochs:
+        raise StateError(f"{where}: field 'epoch' is {state['epoch']}, beyond the recipe's {recipe.train.epochs} epochs")
+    if (ema is None) != (state["ema"] is None):
+        raise StateError(f"{where}: field 'ema' must be {'null' if ema is None else 'a weight average'} for this recipe")
+    loaders: dict[str, Callable[[Any], Any]] = {
+        "model": model.load_state_dict, "optimizer": optimizer.load_state_dict, "scaler": scaler.load_state_dict,
+        "data_generator": generator.set_state, "ema": ema.load_state_dict if ema is not None else lambda _: None,
+        "rng": lambda rngs: restore_rng(rngs[ctx.rank], ctx.device)}
+    for name, load in loaders.items():
+        try:
+            load(state[name])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            message = " ".join(str(error).split())[:500]
+            raise StateError(f"{where}: field {name!r} does not fit this run ({type(error).__name__}: {message})") from None
+    return state["epoch"]
 
 
 def _differences(saved: Any, current: Any, path: str = "") -> list[str]:

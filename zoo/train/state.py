@@ -49,15 +49,25 @@ def pack(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} at {prefix!r} in a train state")
 
 
-def unpack(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+def unpack(obj: Any, tensors: dict[str, torch.Tensor], where: str = "s") -> Any:
+    """The inverse of ``pack``; a reference to a tensor the file lacks, or a malformed entry, is a
+    StateError naming its dotted position (``where``)."""
     if isinstance(obj, dict):
         if set(obj) == {"__tensor__"}:
+            if not isinstance(obj["__tensor__"], str) or obj["__tensor__"] not in tensors:
+                raise StateError(f"{where}: refers to tensor {obj['__tensor__']!r}, which the file does not hold")
             return tensors[obj["__tensor__"]]
         if set(obj) == {"__items__"}:
-            return {k: unpack(v, tensors) for k, v in obj["__items__"]}
-        return {k: unpack(v, tensors) for k, v in obj.items()}
+            items = obj["__items__"]
+            if not isinstance(items, list) or not all(isinstance(i, list) and len(i) == 2 for i in items):
+                raise StateError(f"{where}: '__items__' must be a list of [key, value] pairs")
+            try:
+                return {k: unpack(v, tensors, f"{where}.{i}") for i, (k, v) in enumerate(items)}
+            except TypeError:  # an unhashable key
+                raise StateError(f"{where}: '__items__' has a key that is not a scalar") from None
+        return {k: unpack(v, tensors, f"{where}.{k}") for k, v in obj.items()}
     if isinstance(obj, list):
-        return [unpack(v, tensors) for v in obj]
+        return [unpack(v, tensors, f"{where}.{i}") for i, v in enumerate(obj)]
     return obj
 
 
@@ -80,6 +90,8 @@ def save_state(folder: str | Path, state: dict[str, Any]) -> Path:
 
 
 def load_state(folder: str | Path) -> dict[str, Any]:
+    """The state in ``folder/train_state.safetensors``; a file that is not one is a StateError
+    naming it."""
     path = Path(folder) / STATE_FILE
     if not path.is_file():
         raise StateError(f"{path}: no train state to resume from (it is written after every epoch)")
@@ -91,7 +103,47 @@ def load_state(folder: str | Path) -> dict[str, Any]:
         raise StateError(f"{path}: not a readable safetensors file ({error})") from None
     if meta.get("format") != FORMAT:
         raise StateError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
-    return unpack(json.loads(meta["state"]), tensors)
+    try:
+        tree = json.loads(meta.get("state", ""))
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise StateError(f"{path}: metadata 'state' is not valid JSON ({error})") from None
+    try:
+        return unpack(tree, tensors)
+    except StateError as error:
+        raise StateError(f"{path}: {error}") from None
+    except RecursionError:
+        raise StateError(f"{path}: metadata 'state' is nested too deeply") from None
+
+
+# What a run's state holds (zoo.train.loop writes it after every epoch): field -> allowed types.
+RUN_STATE: dict[str, tuple[type, ...]] = {
+    "epoch": (int,), "world": (int,), "recipe": (dict,), "model": (dict,), "optimizer": (dict,),
+    "scaler": (dict,), "ema": (dict, type(None)), "data_generator": (torch.Tensor,), "rng": (list,),
+}
+
+
+def load_run_state(folder: str | Path) -> dict[str, Any]:
+    """A run's state (``load_state``) with every field of ``RUN_STATE`` present and of its type:
+    a file written by another program, or damaged by hand, fails here with the field named
+    instead of with a KeyError half-way through restoring it."""
+    state = load_state(folder)
+    path = Path(folder) / STATE_FILE
+    if not isinstance(state, dict):
+        raise StateError(f"{path}: the state must be a mapping of fields, got {type(state).__name__}")
+    for name, kinds in RUN_STATE.items():
+        if name not in state:
+            raise StateError(f"{path}: field {name!r} is missing; a run's state holds {', '.join(RUN_STATE)}")
+        value = state[name]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise StateError(f"{path}: field {name!r} must be {expected}, got {type(value).__name__}")
+    if state["epoch"] < 0 or state["world"] < 1:
+        raise StateError(f"{path}: fields 'epoch' (>= 0) and 'world' (>= 1) are out of range: "
+                         f"{state['epoch']}, {state['world']}")
+    if len(state["rng"]) != state["world"]:
+        raise StateError(f"{path}: field 'rng' holds {len(state['rng'])} generator states for "
+                         f"{state['world']} process(es)")
+    return state
 
 
 # --------------------------------------------------------------------------------------------
