@@ -1,7 +1,7 @@
 """snnzoo: a model zoo of spiking neural networks.
 
 >>> import zoo
->>> model = zoo.create_model("convnet", T=4, neuron="mlf")          # random weights
+>>> model = zoo.create_model("spiking_convnet", T=4, neuron="mlf")  # random weights
 >>> zoo.list_models("ds_resnet*")                                     # registered architectures
 >>> zoo.list_models(pretrained=True)                                  # published checkpoints
 """

@@ -3,7 +3,7 @@ synaptic operation counts and energy (methods.md section 5), speed and memory of
 written as JSON records under ``evaluation/results/`` and gathered into the leaderboard.
 
 >>> from zoo.evaluation import evaluate_checkpoint
->>> records = evaluate_checkpoint("spiking_convnet.lif_mnist_t8", "mnist", Ts=[1, 2, 4, 8])
+>>> records = evaluate_checkpoint("spiking_convnet.mlf_mnist_t4_c32", "mnist", Ts=[1, 2, 4, 8])  # doctest: +SKIP
 
 Modules, one job each: :mod:`counters` (ACs/MACs of synaptic layers), :mod:`firing` (neuron
 layer activity), :mod:`energy` (the 45 nm constants), :mod:`harness` (the resumable evaluation
