@@ -4,18 +4,21 @@
 architecture; ``pretrained=True`` loads its first published SNN-trained checkpoint and
 ``pretrained="TAG"`` the checkpoint ``NAME.TAG`` (``torch.hub.list`` names the architectures,
 ``zoo.list_models(pretrained=True)`` the checkpoints). Each registered architecture gets one entry
-point here, generated from the zoo's registry so that the two never disagree.
+point here, generated from the zoo's registry so that the two never disagree. A tag is checked
+as a name (``zoo.names.check_segment``) before it is looked up: it never becomes a path.
 """
 
 dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors", "numpy", "tqdm"]
 
 
 def _entrypoint(arch):
+    from zoo.names import check_segment
     from zoo.registry import create_model, model_entrypoint
 
     def entrypoint(pretrained=False, **kwargs):
         if isinstance(pretrained, str):
-            return create_model(f"{arch}.{pretrained}", pretrained=True, **kwargs)
+            tag = check_segment(pretrained, "checkpoint tag (pretrained=)", f"torch.hub entry point {arch!r}")
+            return create_model(f"{arch}.{tag}", pretrained=True, **kwargs)
         return create_model(arch, pretrained=bool(pretrained), **kwargs)
 
     entrypoint.__name__ = entrypoint.__qualname__ = arch

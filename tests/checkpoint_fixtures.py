@@ -10,6 +10,7 @@ import torch
 import zoo
 from zoo.checkpoint import save_checkpoint
 from zoo.config import CheckpointConfig, InputSpec
+from zoo.registry import REGISTRY_FORMAT
 
 ARCH = "spiking_convnet"
 NAME = "spiking_convnet.test_fashion_mnist_t2"
@@ -47,7 +48,7 @@ def write_checkpoint(folder: Path, seed: int = 0, name: str = NAME) -> tuple[tor
 
 
 def write_registry(path: Path, entries: list[dict]) -> Path:
-    path.write_text(json.dumps({"format_version": 1, "checkpoints": entries}, indent=2))
+    path.write_text(json.dumps({"format_version": REGISTRY_FORMAT, "checkpoints": entries}, indent=2))
     return path
 
 

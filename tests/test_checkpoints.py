@@ -32,7 +32,7 @@ def test_save_load_round_trip_is_exact(checkpoint):
     assert torch.equal(model(x), loaded(x))
     for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert k1 == k2 and torch.equal(v1, v2)
-    config = loaded.pretrained_cfg
+    config = loaded.checkpoint_config
     assert config.weights_sha256 == sha256_file(folder / WEIGHTS)
     assert config.arch_kwargs == model.arch_kwargs and config.T == 2
     assert config.software["snnzoo"] == zoo.__version__
@@ -54,7 +54,7 @@ def test_corrupt_weights_are_rejected_by_hash(checkpoint):
 
 def test_registry_pin_must_match_the_folder(checkpoint):
     _, folder = checkpoint
-    with pytest.raises(CheckpointError, match="registry pins 0000"):
+    with pytest.raises(CheckpointError, match="records weights sha256 .* but the given sha256 pins 0000"):
         load_checkpoint(folder, sha256="0" * 64)
 
 
@@ -88,7 +88,7 @@ def test_a_pickle_is_never_loaded(checkpoint, tmp_path):
     config = json.loads((folder / CONFIG).read_text())
     config["weights_sha256"] = sha256_file(folder / WEIGHTS)
     (folder / CONFIG).write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: byte offset 0: header length"):
         load_checkpoint(folder)
 
 
@@ -173,7 +173,7 @@ def test_publish_without_token_assembles_mirror_card_and_registry(checkpoint, tm
     assert (cards / f"{NAME}.md").read_text() == (repo / "README.md").read_text()
     recorded = json.loads(registry_file.read_text())["checkpoints"]
     assert recorded == [{"name": NAME, "hf_hub_id": f"snnzoo/{NAME}", "revision": "main",
-                         "sha256": sha256_file(folder / WEIGHTS)}]
+                         "sha256": sha256_file(folder / WEIGHTS), "config_sha256": sha256_file(repo / CONFIG)}]
 
 
 def test_publish_carries_the_training_log(checkpoint, tmp_path):
@@ -234,7 +234,7 @@ def test_pretrained_from_local_mirror_verifies_the_registry_hash(checkpoint, tmp
     pinned = json.loads(registry_file.read_text())
     pinned["checkpoints"][0]["sha256"] = "f" * 64
     registry_file.write_text(json.dumps(pinned))
-    with pytest.raises(CheckpointError, match="registry pins ffff"):
+    with pytest.raises(CheckpointError, match=r"pretrained\.json \(entry '.*'\) pins ffff"):
         zoo.create_model(NAME, pretrained=True)
 
 
@@ -249,8 +249,9 @@ def test_unknown_names_fail_clearly(monkeypatch, tmp_path):
 
 
 def test_shipped_cards_and_mirror_are_generated_from_the_published_configs():
-    """Every published checkpoint: the mirror's weights match the registry's sha256, and its card and
-    the copy in model_cards/ are exactly what render_card makes of its config (never hand-written)."""
+    """Every published checkpoint: the mirror's weights and config match the registry's sha256s, and
+    its card and the copy in model_cards/ are exactly what render_card makes of its config (never
+    hand-written)."""
     from zoo.hub import mirror_root
 
     root = Path(__file__).resolve().parents[1]
@@ -260,6 +261,7 @@ def test_shipped_cards_and_mirror_are_generated_from_the_published_configs():
     for entry in entries:
         folder = mirror_root().joinpath(*entry.hf_hub_id.split("/"))
         assert sha256_file(folder / WEIGHTS) == entry.sha256, entry.name
+        assert sha256_file(folder / CONFIG) == entry.config_sha256, entry.name
         config = CheckpointConfig.load(folder / CONFIG)
         assert config.name == entry.name and config.weights_sha256 == entry.sha256
         card = render_card(config, entry.hf_hub_id)

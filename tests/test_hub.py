@@ -31,7 +31,7 @@ try:
 except Exception as error:
     print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
 else:
-    print(json.dumps({"logits": model(x).tolist(), "revision_dir": str(model.pretrained_cfg.name)}))
+    print(json.dumps({"logits": model(x).tolist(), "revision_dir": str(model.checkpoint_config.name)}))
 """
 
 
@@ -87,6 +87,15 @@ def test_hub_download_cache_offline_and_corruption(hub, tmp_path):
     server.corrupt.add("model.safetensors")
     out = run_python(LOAD, str(registry_file), NAME, env={**env, "HF_HOME": str(tmp_path / "hf3")})
     assert out["error"].startswith("CheckpointError") and "sha256 is" in out["error"]
+
+    # 5. so is a config.json changed on the Hub (the weights intact): the registry pins it too, and
+    # the model card is never fetched by a load
+    server.corrupt = {"config.json"}
+    out = run_python(LOAD, str(registry_file), NAME, env={**env, "HF_HOME": str(tmp_path / "hf4")})
+    pinned = json.loads(registry_file.read_text())["checkpoints"][0]["config_sha256"]
+    assert out["error"].startswith("CheckpointError") and "config.json: sha256 is" in out["error"]
+    assert f"records {pinned}" in out["error"]
+    assert not any("README.md" in r for r in server.requests)
 
 
 @pytest.mark.slow

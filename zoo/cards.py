@@ -2,7 +2,9 @@
 
 The card is the Hub repository's ``README.md``: Hugging Face metadata front matter (library,
 license, tags, datasets and a ``model-index`` with the measured results) followed by what the
-checkpoint is, how to load it, what it measured and how to reproduce every number.
+checkpoint is, how to load it, what it measured and how to reproduce every number. A config
+whose recorded metrics or recipe cannot be rendered (a wrong type inside ``metrics.train``, say)
+fails with one ConfigError naming the file and the field.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .config import CheckpointConfig
+from .config import CheckpointConfig, ConfigError
 
 # Neurons whose semantics are the project's interpretation of a paper (methods.md sections 3, 4).
 INTERPRETATIONS = {
@@ -41,18 +43,25 @@ def headline(config: CheckpointConfig) -> dict[str, Any] | None:
     return at_t[0] if at_t else None
 
 
-def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
+def render_card(config: CheckpointConfig, hf_hub_id: str, source: str = "config") -> str:
+    """The model card of ``config`` for the Hub repository ``hf_hub_id`` (``source`` names the
+    config file in errors)."""
     neuron = config.arch_kwargs["neuron"]
     neuron_name = neuron["name"] if isinstance(neuron, dict) else str(neuron).split("(")[0]
     dataset = config.dataset["name"]
     title = DATASET_TITLES.get(dataset, dataset)
     records = evaluations(config)
+    front = _guarded(source, "metrics.evaluations", _front_matter, config, hf_hub_id, neuron_name, title, records)
+    provenance = _guarded(source, "recipe.convert", _provenance, config)
+    training = _guarded(source, "metrics.train", _training, config)
+    results = _guarded(source, "metrics.evaluations", _results_table, records)
+    reproduce = _guarded(source, "metrics.evaluations", _reproduce, config, records)
     return "\n".join([
-        _front_matter(config, hf_hub_id, neuron_name, title, records),
+        front,
         f"# {config.name}",
         "",
         f"A spiking neural network from [snnzoo](https://github.com/snnzoo/snnzoo): `{config.architecture}` with "
-        f"`{neuron_name}` neurons at T={config.T}, trained on {title} by the recipe below. {_provenance(config)} "
+        f"`{neuron_name}` neurons at T={config.T}, trained on {title} by the recipe below. {provenance} "
         "Every number on this card was measured by snnzoo's evaluation harness on these weights; the commands "
         "to reproduce them are below.",
         "",
@@ -81,7 +90,7 @@ def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
         "",
         "## Results (measured)",
         "",
-        *_results_table(records),
+        *results,
         "",
         "Energy uses 0.9 pJ per accumulate (AC) and 4.6 pJ per multiply-accumulate (MAC), 45 nm "
         "(Horowitz 2014); "
@@ -89,7 +98,7 @@ def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
            if config.input.encoding == "direct" else "every synaptic layer, the first included (its input is event counts), as ACs")
         + " = the exact number of (non-zero input, synapse) pairs (`zoo/evaluation/counters.py`).",
         "",
-        *_training(config),
+        *training,
         "## Training recipe",
         "",
         "```json",
@@ -98,9 +107,18 @@ def render_card(config: CheckpointConfig, hf_hub_id: str) -> str:
         "",
         "## Reproduce",
         "",
-        *_reproduce(config, records),
+        *reproduce,
         "",
     ])
+
+
+def _guarded(source: str, field: str, render: Any, *args: Any) -> Any:
+    """``render(*args)``, with a value of the wrong type or shape in ``field`` reported as such."""
+    try:
+        return render(*args)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise ConfigError(f"{source}: field {field!r} cannot be rendered into the model card "
+                          f"({type(error).__name__}: {error})") from None
 
 
 def _front_matter(config: CheckpointConfig, hf_hub_id: str, neuron_name: str, title: str,

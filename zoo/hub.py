@@ -1,17 +1,31 @@
 """Where checkpoints come from: an explicit path, the project's local Hub mirror, the Hugging Face Hub.
 
-``resolve_checkpoint(name)`` returns a local checkpoint folder, trying in order:
+``resolve_checkpoint(name)`` returns a local checkpoint folder and the ``Pins`` that verify it:
 
-1. an explicit folder or ``model.safetensors`` file;
+1. an explicit folder or file: a ``os.PathLike``, or a string that is not a zoo name (``arch.tag``,
+   or a registered ``arch``) and exists. A zoo name is always looked up in the registry, even when
+   a folder of that name happens to exist in the working directory, so that no folder can stand in
+   for a published checkpoint without its pins. An explicit folder is verified by its own config,
+   which must record the weights' sha256;
 2. the local mirror of the Hub: ``$ZOO_HUB_MIRROR`` or the ``hub/`` folder of a source checkout,
    laid out as ``<mirror>/<owner>/<repo>/{model.safetensors, config.json, README.md}`` (plus the
-   ``train_log.csv`` that ``zoo publish`` adds, which loading does not need);
-3. the Hugging Face Hub through ``huggingface_hub.hf_hub_download`` at the revision the registry
-   pins, with its cache (``HF_HOME``/``cache_dir``), ``HF_ENDPOINT`` and offline mode
-   (``HF_HUB_OFFLINE=1``) honoured.
+   ``train_log.csv`` that ``zoo publish`` adds). The Hub id comes from the validated registry and
+   the folder is ``confined`` to the mirror root (a symlink leading out of it is refused);
+3. the Hugging Face Hub through ``huggingface_hub.hf_hub_download`` at the registry's revision, with
+   its cache (``HF_HOME``/``cache_dir``), ``HF_ENDPOINT`` and offline mode (``HF_HUB_OFFLINE=1``)
+   honoured.
 
-Whatever the source, the weights are verified against the sha256 in ``zoo/pretrained.json``
-before anything is loaded.
+What is pinned. Whatever the source, every file a load reads is verified against the registry
+(``zoo/pretrained.json``) before it is parsed: ``config.json`` against ``config_sha256`` and
+``model.safetensors`` against ``sha256``. The model card ``README.md`` and ``train_log.csv`` are
+documentation; loading never reads them, so they are not pinned (nor downloaded by a load).
+
+What a revision means. A registry revision is a Hub commit when ``zoo publish`` uploaded the
+checkpoint itself (it records the commit the upload created), or a branch such as ``main`` for
+checkpoints published to the mirror only. Either way the content is pinned by the digests, not by
+the revision: if the branch moves to a commit whose config or weights differ in a single byte,
+the load fails naming the file and the pinned sha256, it never loads the new content. The
+revision only chooses where to look.
 """
 
 from __future__ import annotations
@@ -22,10 +36,12 @@ from typing import Any
 
 from torch import nn
 
-from .checkpoint import CARD, CONFIG, WEIGHTS, CheckpointError, load_checkpoint
-from .registry import PretrainedEntry, build_architecture, pretrained_entry, split_name
+from .checkpoint import CARD, CONFIG, WEIGHTS, CheckpointError, build_model, load_checkpoint, read_config
+from .names import UnsafeNameError, check_checkpoint_name, check_repo_id, check_segment, confined
+from .registry import PretrainedEntry, Pins, is_model, pretrained_entry, split_name
 
-HUB_FILES = (CONFIG, WEIGHTS, CARD)
+HUB_FILES = (CONFIG, WEIGHTS, CARD)  # what a Hub repository holds
+LOAD_FILES = (CONFIG, WEIGHTS)  # what loading reads, each pinned by sha256
 
 
 def mirror_root() -> Path | None:
@@ -39,31 +55,59 @@ def mirror_root() -> Path | None:
 
 
 def mirror_folder(hf_hub_id: str, root: Path | None = None) -> Path | None:
+    """The folder of the Hub repository ``hf_hub_id`` (``owner/repo``, checked) inside the mirror,
+    refused if it would resolve outside the mirror root; None without a mirror."""
     root = root or mirror_root()
-    return None if root is None else root.joinpath(*hf_hub_id.split("/"))
+    return None if root is None else confined(root, *check_repo_id(hf_hub_id).split("/"))
 
 
 def download(entry: PretrainedEntry, cache_dir: str | Path | None = None) -> Path:
-    """Fetch a checkpoint's files from the Hugging Face Hub (or its cache) at the pinned revision."""
+    """Fetch the files loading reads from the Hugging Face Hub (or its cache) at the entry's
+    revision; the caller verifies them against the entry's digests."""
     from huggingface_hub import hf_hub_download
 
-    paths = [hf_hub_download(entry.hf_hub_id, filename, revision=entry.revision, cache_dir=cache_dir)
-             for filename in HUB_FILES]
-    return Path(paths[0]).parent
+    paths = [Path(hf_hub_download(entry.hf_hub_id, filename, revision=entry.revision, cache_dir=cache_dir))
+             for filename in LOAD_FILES]
+    if len({path.parent for path in paths}) != 1:
+        raise CheckpointError(f"{entry.hf_hub_id}: the Hub served {', '.join(LOAD_FILES)} from different snapshots")
+    return paths[0].parent
 
 
-def resolve_checkpoint(name: str | os.PathLike, cache_dir: str | Path | None = None) -> tuple[Path, str | None]:
+def is_zoo_name(name: str) -> bool:
+    """Whether ``name`` is a registry name: ``arch.tag`` or a registered ``arch``."""
+    try:
+        check_checkpoint_name(name)
+        return True
+    except UnsafeNameError:
+        pass
+    try:
+        return is_model(check_segment(name, "model name"))
+    except UnsafeNameError:
+        return False
+
+
+def _explicit_folder(name: str | os.PathLike) -> Path | None:
+    if isinstance(name, os.PathLike):
+        path = Path(name)
+    elif isinstance(name, str) and not is_zoo_name(name) and Path(name).exists():
+        path = Path(name)
+    else:
+        return None
+    return path.parent if path.is_file() else path
+
+
+def resolve_checkpoint(name: str | os.PathLike, cache_dir: str | Path | None = None) -> tuple[Path, Pins | None]:
     """A local folder holding the checkpoint ``name`` (``arch.tag``, ``arch`` or a path), and the
-    sha256 the registry pins for it (None for an explicit path, verified by its config alone)."""
-    path = Path(name)
-    if path.exists():
-        return (path.parent if path.is_file() else path), None
+    pins the registry gives it (None for an explicit path, verified by its config alone)."""
+    explicit = _explicit_folder(name)
+    if explicit is not None:
+        return explicit, None
     entry = pretrained_entry(str(name))
     local = mirror_folder(entry.hf_hub_id)
-    if local is not None and all((local / filename).is_file() for filename in HUB_FILES):
-        return local, entry.sha256
+    if local is not None and all((local / filename).is_file() for filename in LOAD_FILES):
+        return local, entry.pins
     try:
-        return download(entry, cache_dir), entry.sha256
+        return download(entry, cache_dir), entry.pins
     except Exception as error:  # huggingface_hub raises many types: offline, HTTP, missing repo
         where = f"the local mirror {local}" if local is not None else "no local mirror (set ZOO_HUB_MIRROR)"
         raise CheckpointError(
@@ -72,18 +116,16 @@ def resolve_checkpoint(name: str | os.PathLike, cache_dir: str | Path | None = N
         ) from error
 
 
-def load_pretrained(name: str, weights: bool = True, cache_dir: str | Path | None = None, **kwargs: Any) -> nn.Module:
+def load_pretrained(name: str | os.PathLike, weights: bool = True, cache_dir: str | Path | None = None,
+                    **kwargs: Any) -> nn.Module:
     """The model ``arch.tag`` with its SNN-trained weights (``weights=False``: the same graph, random
-    weights). kwargs override architecture arguments (``T``, ``backend``, ...)."""
+    weights, from the config verified all the same). kwargs override architecture arguments
+    (``T``, ``backend``, ...)."""
+    folder, pins = resolve_checkpoint(name, cache_dir)
     if not weights:
-        from .config import CheckpointConfig
-
-        folder, _ = resolve_checkpoint(name, cache_dir)
-        config = CheckpointConfig.load(folder / CONFIG)
-        return build_architecture(config.architecture, **{**config.arch_kwargs, **kwargs})
-    folder, sha256 = resolve_checkpoint(name, cache_dir)
+        return build_model(read_config(folder, pins), folder / CONFIG, kwargs)
+    model = load_checkpoint(folder, sha256=pins, **kwargs)
     arch = split_name(str(name))[0]
-    model = load_checkpoint(folder, sha256=sha256, **kwargs)
-    if not Path(name).exists() and model.pretrained_cfg.architecture != arch:
-        raise CheckpointError(f"{folder / CONFIG}: describes {model.pretrained_cfg.architecture!r}, not {arch!r}")
+    if pins is not None and model.checkpoint_config.architecture != arch:
+        raise CheckpointError(f"{folder / CONFIG}: describes {model.checkpoint_config.architecture!r}, not {arch!r}")
     return model

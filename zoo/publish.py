@@ -3,23 +3,34 @@
 The repository is the checkpoint folder as the Hub serves it: ``model.safetensors``,
 ``config.json``, ``README.md`` (the model card generated from the config and its recorded
 evaluations) and, for checkpoints made by ``zoo train``, ``train_log.csv`` (per-epoch log). Publishing writes it into the local Hub mirror, writes the same card into
-``model_cards/`` and records the checkpoint (Hub id, revision, sha256) in ``zoo/pretrained.json``.
-With a token (``--token`` or ``HF_TOKEN``) it uploads the folder with ``huggingface_hub`` and pins
-the commit it created; without one it says what it would upload.
+``model_cards/`` and records the checkpoint in ``zoo/pretrained.json``: its Hub id, revision, the
+sha256 of ``model.safetensors`` and the sha256 of the ``config.json`` it wrote (``config_sha256``),
+so that a load verifies every file it reads. With a token (``--token`` or ``HF_TOKEN``) it uploads
+the folder with ``huggingface_hub`` and pins the commit it created; without one it says what it
+would upload, and the revision recorded is ``main`` (the digests pin the content; see ``zoo.hub``).
+
+Nothing is taken on trust: the checkpoint must load (its config records the weights' sha256 and the
+weights fit the architecture it describes) before anything is written; the repository id must be
+a valid Hub id ``owner/repo``; and every write lands inside the mirror or the cards folder
+(``zoo.names.confined``), whatever the names say.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from .cards import render_card
-from .checkpoint import CARD, CONFIG, TRAIN_LOG, WEIGHTS, sha256_file, verify_sha256, write_atomic
-from .config import CheckpointConfig
+from .checkpoint import (CARD, CONFIG, TRAIN_LOG, WEIGHTS, CheckpointFiles, check_architecture, read_checkpoint,
+                         sha256_file, write_atomic)
 from .hub import HUB_FILES, mirror_folder, mirror_root
+from .names import check_repo_id, confined
 from .registry import PRETRAINED_FILE as REGISTRY
+from .registry import REGISTRY_FORMAT, PretrainedEntry, parse_entry, read_registry
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 CARDS_DIR = CHECKOUT / "model_cards"
@@ -32,33 +43,35 @@ def default_repo_id(name: str) -> str:
     return f"{DEFAULT_OWNER}/{name}"
 
 
-def assemble(checkpoint: Path, repo_id: str, mirror: Path, cards_dir: Path | None) -> tuple[Path, CheckpointConfig]:
-    """Write the Hub repository of ``checkpoint`` into ``mirror``; returns its folder and config."""
-    config = CheckpointConfig.load(checkpoint / CONFIG)
-    verify_sha256(checkpoint / WEIGHTS, config.weights_sha256, str(checkpoint / CONFIG))
-    card = render_card(config, repo_id)
+def assemble(files: CheckpointFiles, repo_id: str, mirror: Path, cards_dir: Path | None) -> tuple[Path, str]:
+    """Write the Hub repository of the verified checkpoint ``files`` into ``mirror``; returns its
+    folder and the sha256 of the config.json written there."""
+    config = files.config
+    card = render_card(config, repo_id, source=str(files.config_path))
     target = mirror_folder(repo_id, mirror)
+    card_file = confined(cards_dir, f"{config.name}.md") if cards_dir is not None else None
     target.mkdir(parents=True, exist_ok=True)
-    if (checkpoint / WEIGHTS).resolve() != (target / WEIGHTS).resolve():
-        write_atomic(target / WEIGHTS, (checkpoint / WEIGHTS).read_bytes())
-    write_atomic(target / CONFIG, config.dumps())
+    if files.weights_path.resolve() != (target / WEIGHTS).resolve():
+        write_atomic(target / WEIGHTS, files.weights)
+    config_text = config.dumps().encode()
+    write_atomic(target / CONFIG, config_text)
     write_atomic(target / CARD, card)
-    if checkpoint.resolve() != target.resolve():
-        if (checkpoint / TRAIN_LOG).is_file():
-            write_atomic(target / TRAIN_LOG, (checkpoint / TRAIN_LOG).read_bytes())
+    if files.folder.resolve() != target.resolve():
+        if (files.folder / TRAIN_LOG).is_file():
+            write_atomic(target / TRAIN_LOG, (files.folder / TRAIN_LOG).read_bytes())
         else:
             (target / TRAIN_LOG).unlink(missing_ok=True)  # never serve the log of other weights
-    if cards_dir is not None:
-        write_atomic(cards_dir / f"{config.name}.md", card)
-    return target, config
+    if card_file is not None:
+        write_atomic(card_file, card)
+    return target, hashlib.sha256(config_text).hexdigest()
 
 
-def register(registry: Path, name: str, repo_id: str, revision: str, sha256: str) -> None:
-    """Add or update the checkpoint ``name`` in the registry file (kept sorted by name)."""
-    data = json.loads(registry.read_text())
-    entries = {entry["name"]: entry for entry in data["checkpoints"]}
-    entries[name] = {"name": name, "hf_hub_id": repo_id, "revision": revision, "sha256": sha256}
-    data["checkpoints"] = [entries[key] for key in sorted(entries)]
+def register(registry: Path, entry: PretrainedEntry) -> None:
+    """Add or update ``entry`` in the registry file (validated as loading validates it; kept sorted
+    by name)."""
+    table = read_registry(registry)
+    table[entry.name] = parse_entry(asdict(entry), f"{registry}: new entry {entry.name!r}")
+    data = {"format_version": REGISTRY_FORMAT, "checkpoints": [asdict(table[name]) for name in sorted(table)]}
     write_atomic(registry, json.dumps(data, indent=2) + "\n")
 
 
@@ -76,18 +89,23 @@ def upload(folder: Path, repo_id: str, token: str, name: str) -> str:
 def publish(checkpoint: str | Path, repo_id: str | None = None, token: str | None = None,
             mirror: str | Path | None = None, cards_dir: str | Path | None = CARDS_DIR,
             registry: str | Path | None = REGISTRY) -> dict[str, str]:
-    """Publish a checkpoint folder; returns its registry entry. ``cards_dir=None`` writes no card
-    copy and ``registry=None`` records nothing (the Hub repository is still assembled)."""
-    checkpoint = Path(checkpoint)
-    name = CheckpointConfig.load(checkpoint / CONFIG).name
+    """Publish a checkpoint folder; returns its registry entry (and the repository ``folder``).
+    ``cards_dir=None`` writes no card copy and ``registry=None`` records nothing (the Hub repository
+    is still assembled). The checkpoint is verified as a load verifies it before anything is written."""
+    if repo_id is not None:
+        check_repo_id(repo_id, "--repo-id")
+    files = read_checkpoint(checkpoint)
+    check_architecture(files, {})
+    name = files.config.name
     repo_id = repo_id or default_repo_id(name)
     mirror = Path(mirror) if mirror is not None else (mirror_root() or CHECKOUT / "hub")
-    folder, config = assemble(checkpoint, repo_id, mirror, Path(cards_dir) if cards_dir else None)
+    folder, config_sha256 = assemble(files, repo_id, mirror, Path(cards_dir) if cards_dir else None)
     revision = upload(folder, repo_id, token, name) if token else "main"
+    entry = PretrainedEntry(name=name, hf_hub_id=repo_id, revision=revision, sha256=files.config.weights_sha256,
+                            config_sha256=config_sha256)
     if registry is not None:
-        register(Path(registry), name, repo_id, revision, config.weights_sha256)
-    return {"name": name, "hf_hub_id": repo_id, "revision": revision, "sha256": config.weights_sha256,
-            "folder": str(folder)}
+        register(Path(registry), entry)
+    return {**asdict(entry), "folder": str(folder)}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -3,25 +3,45 @@
 Names are ``arch`` (an architecture, random weights) or ``arch.tag`` (an architecture with the
 checkpoint ``tag``; ``pretrained=True`` loads it). Architectures register themselves with
 ``@register_model``; an entry point only chooses arguments and returns the module. Checkpoints
-are data: ``zoo/pretrained.json`` lists each published ``arch.tag`` with its Hub repository,
-pinned revision and the sha256 of its weights (see ``zoo.hub``).
+are data: ``zoo/pretrained.json`` lists each published ``arch.tag`` with its Hub repository, its
+revision and the sha256 of every file a load reads: ``sha256`` of ``model.safetensors`` and
+``config_sha256`` of ``config.json`` (see ``zoo.hub``). The file is parsed strictly (format
+version 2): a malformed file, an unknown or missing field, a name or Hub id that could become an
+unsafe path, or a digest that is not 64 lowercase hex digits is one :class:`zoo.config.ConfigError`
+(or :class:`zoo.names.UnsafeNameError`) naming the file and the entry.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import importlib
-import json
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
 
+from .config import ConfigError, check_sha256, parse_json, read_limited
+from .names import check_checkpoint_name, check_repo_id
+
 PRETRAINED_FILE = Path(__file__).resolve().parent / "pretrained.json"
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _MODULES: dict[str, str] = {}
+REGISTRY_FORMAT = 2  # 2: every entry pins config.json too (config_sha256)
+# a Hub revision: a 40-hex commit, or a branch or tag name (never a path: no '/', no '..')
+_REVISION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?")
+
+
+@dataclass(frozen=True)
+class Pins:
+    """The sha256 of each file a checkpoint load reads. ``config`` None: the config is not pinned
+    from outside (an explicit folder: its config must carry ``weights_sha256`` itself)."""
+
+    weights: str
+    config: str | None
+    source: str  # who pins them, for error messages
 
 
 @dataclass(frozen=True)
@@ -30,8 +50,14 @@ class PretrainedEntry:
 
     name: str  # "arch.tag"
     hf_hub_id: str  # "owner/repo" on the Hugging Face Hub (and in the local mirror)
-    revision: str  # pinned commit or tag on the Hub
+    revision: str  # commit, tag or branch on the Hub; the content is pinned by the digests either way
     sha256: str  # of model.safetensors
+    config_sha256: str  # of config.json
+
+    @property
+    def pins(self) -> Pins:
+        return Pins(weights=self.sha256, config=self.config_sha256,
+                    source=f"{PRETRAINED_FILE} (entry {self.name!r})")
 
     @property
     def arch(self) -> str:
@@ -85,9 +111,44 @@ def model_entrypoint(name: str) -> Callable[..., nn.Module]:
 def _pretrained_table() -> dict[str, PretrainedEntry]:
     """The published checkpoints, read from ``PRETRAINED_FILE`` (small; read on every call so a
     fresh ``zoo publish`` is seen at once)."""
-    records = json.loads(PRETRAINED_FILE.read_text())
-    entries = (PretrainedEntry(**record) for record in records["checkpoints"])
-    return {entry.name: entry for entry in entries}
+    return read_registry(PRETRAINED_FILE)
+
+
+def read_registry(path: Path) -> dict[str, PretrainedEntry]:
+    """The entries of a registry file, each validated (``parse_entry``), keyed by name."""
+    source = str(path)
+    data = parse_json(read_limited(path), source)
+    if not isinstance(data, dict) or sorted(data) != ["checkpoints", "format_version"]:
+        raise ConfigError(f"{source}: expected an object with exactly 'format_version' and 'checkpoints'")
+    if type(data["format_version"]) is not int or data["format_version"] != REGISTRY_FORMAT:
+        raise ConfigError(f"{source}: field 'format_version' is {data['format_version']!r}; this snnzoo reads "
+                          f"version {REGISTRY_FORMAT} (every entry pins config.json with 'config_sha256')")
+    if not isinstance(data["checkpoints"], list):
+        raise ConfigError(f"{source}: field 'checkpoints' must be a list of entries")
+    table: dict[str, PretrainedEntry] = {}
+    for i, record in enumerate(data["checkpoints"]):
+        entry = parse_entry(record, f"{source}: checkpoints[{i}]")
+        if entry.name in table:
+            raise ConfigError(f"{source}: checkpoints[{i}]: {entry.name!r} is listed twice")
+        table[entry.name] = entry
+    return table
+
+
+def parse_entry(record: Any, source: str) -> PretrainedEntry:
+    """One registry entry, every field checked: names and ids safe as paths, digests well formed."""
+    expected = [f.name for f in fields(PretrainedEntry)]
+    if not isinstance(record, dict) or sorted(record) != sorted(expected):
+        keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+        raise ConfigError(f"{source}: expected an object with exactly the fields {', '.join(expected)}; got {keys}")
+    check_checkpoint_name(record["name"], source, what="field 'name'")
+    check_repo_id(record["hf_hub_id"], f"{source}: field 'hf_hub_id'")
+    revision = record["revision"]
+    if not isinstance(revision, str) or not _REVISION.fullmatch(revision) or ".." in revision:
+        raise ConfigError(f"{source}: field 'revision' must be a Hub commit, tag or branch name (letters, digits, "
+                          f"'.', '_', '-'), got {revision!r}")
+    check_sha256(record["sha256"], "field 'sha256' (of model.safetensors)", source)
+    check_sha256(record["config_sha256"], "field 'config_sha256' (of config.json)", source)
+    return PretrainedEntry(**record)
 
 
 def pretrained_entry(name: str) -> PretrainedEntry:
