@@ -2,7 +2,8 @@
 
 Each writer follows the format description in the matching reader's docstring, independently of
 the reader's code: IDX, CIFAR python batches (a Python 2 protocol-2 pickle, byte for byte the
-structure of the official files), PNG, N-MNIST 40-bit events, AEDAT 3.1 packets and AEDAT 2.0.
+structure of the official files), PNG, N-MNIST 40-bit events, AEDAT 3.1 packets and AEDAT 2.0,
+and whole event data set folders (DVS128 Gesture, CIFAR10-DVS, N-MNIST) built from them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                   "truck")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -165,3 +169,42 @@ def dvs128_address(x: int, y: int, p: int) -> int:
 def aedat2_bytes(events, header: bytes = AEDAT2_HEADER) -> bytes:
     """Events (x, y, p, t) as big-endian DVS128 (address, timestamp) pairs after the header."""
     return header + b"".join(struct.pack(">II", dvs128_address(x, y, p), t) for x, y, p, t in events)
+
+
+# --- whole event data sets ---------------------------------------------------------------------
+def write_gesture(root, trials):
+    """DvsGesture folder: {name: (events, [(class 1..11, start, end)])}; users < 24 train."""
+    folder = root / "DvsGesture"
+    folder.mkdir(parents=True)
+    for name, (ev, labels) in trials.items():
+        (folder / f"{name}.aedat").write_bytes(aedat31_bytes(polarity_packet(ev[:2]), special_packet(),
+                                                             polarity_packet(ev[2:])))
+        (folder / f"{name}_labels.csv").write_text(
+            "class,startTime_usec,endTime_usec\n" + "".join(f"{c},{s},{e}\n" for c, s, e in labels))
+    for split, users in (("train", range(1, 24)), ("test", range(24, 30))):
+        names = [n for n in trials if int(n[4:6]) in users]
+        (folder / f"trials_to_{split}.txt").write_text("".join(f"{n}.aedat\n" for n in names) + "\n")
+    return folder
+
+
+def write_cifar10_dvs(root, indices=(3, 150, 905)):
+    """CIFAR10-DVS class folders under ``root``: two events per recording, one per index."""
+    for label, cls in enumerate(CIFAR10_CLASSES):
+        for i in indices:
+            ev = [(label, i % 128, 1, 0), (label, 0, 0, 100_000 + i)]  # 2nd: after 10 x 10 ms
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            (root / cls / f"cifar10_{cls}_{i}.aedat").write_bytes(aedat2_bytes(ev))
+
+
+def write_nmnist_native(root, per_digit=2):
+    """N-MNIST ``Train``/``Test`` digit folders under ``root``: 50 random time-ordered events per file."""
+    rng = np.random.default_rng(0)
+    for split in ("Train", "Test"):
+        for digit in range(10):
+            folder = root / split / str(digit)
+            folder.mkdir(parents=True)
+            for k in range(per_digit):
+                t = np.sort(rng.integers(0, 300_000, 50))
+                (folder / f"{digit * per_digit + k + 1:05d}.bin").write_bytes(nmnist_bytes(
+                    [(int(rng.integers(0, 34)), int(rng.integers(0, 34)), int(rng.integers(0, 2)), int(v))
+                     for v in t]))

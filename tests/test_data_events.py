@@ -20,7 +20,8 @@ from zoo.data.events.integrate import Integration, integrate
 from zoo.data.events.stream import make_events
 
 from data_fixtures import (SHARED_DATA, aedat2_bytes, aedat31_bytes, dvs128_address, nmnist_bytes,
-                           polarity_packet, special_packet)
+                           polarity_packet, special_packet, write_cifar10_dvs, write_gesture,
+                           write_nmnist_native)
 
 NMNIST_SMALL = SHARED_DATA / "nmnist" / "NMNISTsmall"
 EVENT_SAMPLES = SHARED_DATA / "event-samples" / "tonic"
@@ -169,19 +170,17 @@ def test_real_nmnist_recordings_and_both_layouts(tmp_path):
     assert frames.shape == (8, 2, 34, 34) and label == 7
     assert frames.sum() == len(nmnist.read_nmnist_bin(NMNIST_SMALL / "60001.bs2"))
 
-    # The native Train/Test/<digit>/<index>.bin layout, rebuilt as SOURCE.md describes.
-    for k in (1, 2, 3):
-        label = listed[k - 1]
-        target = tmp_path / "NMNIST" / "Test" / str(label) / f"{k:05d}.bin"
+    # The native Train/Test/<digit>/<index>.bin layout, rebuilt as SOURCE.md describes, with the
+    # first listed recording of each digit (an empty digit folder is refused).
+    first_of = {digit: listed.index(digit) + 1 for digit in range(10)}
+    for digit, k in first_of.items():
+        target = tmp_path / "NMNIST" / "Test" / str(digit) / f"{k:05d}.bin"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(NMNIST_SMALL / f"{60000 + k}.bs2", target)
-    for digit in range(10):
-        (tmp_path / "NMNIST" / "Test" / str(digit)).mkdir(parents=True, exist_ok=True)
     native = zd.create_dataset("nmnist", tmp_path, "test", cache_dir=False)
-    assert sorted(native.labels) == sorted(listed[:3])
-    by_label = {native.labels[i]: native[i][0] for i in range(3)}
-    for k in (1, 2, 3):
-        assert np.array_equal(by_label[listed[k - 1]], test[k - 1][0])
+    assert native.labels == list(range(10))
+    for digit, k in first_of.items():
+        assert np.array_equal(native[digit][0], test[k - 1][0])
 
 
 # --- AEDAT 3.1 / DVS128 Gesture ----------------------------------------------------------------
@@ -212,7 +211,7 @@ def test_aedat31_errors_name_file_and_offset(tmp_path):
         "bad-count.aedat": (gesture_header + packet[:20] + b"\x09\0\0\0" + packet[24:],
                             rf"at byte offset {head}: corrupt packet header .*eventNumber 9"),
         "outside.aedat": (gesture_header + polarity_packet([(1, 2, 1, 10), (128, 4, 0, 20)]),
-                          rf"at byte offset {head + 28 + 8}: event x=128, y=4 outside the 128x128"),
+                          rf"at byte offset {head + 28 + 8}: event 1 has x=128, y=4, outside the 128x128"),
         "no-end.aedat": (b"#!AER-DAT3.1\r\n#Format: RAW\r\n", "no '#!END-HEADER' line"),
         "compressed.aedat": (b"#!AER-DAT3.1\r\n#Format: SerializedTS\r\n#!END-HEADER\r\n", "only RAW"),
         "v2.aedat": (aedat2_bytes([]), "this is an AEDAT 2.0 file, expected AEDAT 3.1; read it with read_aedat2"),
@@ -223,21 +222,6 @@ def test_aedat31_errors_name_file_and_offset(tmp_path):
         with pytest.raises(FormatError, match=message) as err:
             aedat.read_aedat31(tmp_path / name, (128, 128))
         assert str(err.value).startswith(str(tmp_path / name))
-
-
-def write_gesture(root, trials):
-    """DvsGesture folder: {name: (events, [(class 1..11, start, end)])}; users < 24 train."""
-    folder = root / "DvsGesture"
-    folder.mkdir(parents=True)
-    for name, (ev, labels) in trials.items():
-        (folder / f"{name}.aedat").write_bytes(aedat31_bytes(polarity_packet(ev[:2]), special_packet(),
-                                                             polarity_packet(ev[2:])))
-        (folder / f"{name}_labels.csv").write_text(
-            "class,startTime_usec,endTime_usec\n" + "".join(f"{c},{s},{e}\n" for c, s, e in labels))
-    for split, users in (("train", range(1, 24)), ("test", range(24, 30))):
-        names = [n for n in trials if int(n[4:6]) in users]
-        (folder / f"trials_to_{split}.txt").write_text("".join(f"{n}.aedat\n" for n in names) + "\n")
-    return folder
 
 
 GESTURE_TRIALS = {
@@ -305,14 +289,6 @@ def test_cifar10_dvs_decoding_matches_the_dvs128_layout(tmp_path):
         cifar10_dvs.read_cifar10_dvs(path)
 
 
-def write_cifar10_dvs(root, indices=(3, 150, 905)):
-    for label, cls in enumerate(zd.static.CIFAR10_CLASSES):
-        for i in indices:
-            ev = [(label, i % 128, 1, 0), (label, 0, 0, 100_000 + i)]  # 2nd: after 10 x 10 ms
-            (root / cls).mkdir(parents=True, exist_ok=True)
-            (root / cls / f"cifar10_{cls}_{i}.aedat").write_bytes(aedat2_bytes(ev))
-
-
 def test_cifar10_dvs_pinned_split(tmp_path):
     write_cifar10_dvs(tmp_path / "CIFAR10DVS")
     train = zd.create_dataset("cifar10_dvs", tmp_path, "train", cache_dir=False)
@@ -359,19 +335,6 @@ def test_real_event_samples_are_handled_or_refused():
 
 
 # --- cache -------------------------------------------------------------------------------------
-def write_nmnist_native(root, per_digit=2):
-    rng = np.random.default_rng(0)
-    for split in ("Train", "Test"):
-        for digit in range(10):
-            folder = root / split / str(digit)
-            folder.mkdir(parents=True)
-            for k in range(per_digit):
-                t = np.sort(rng.integers(0, 300_000, 50))
-                (folder / f"{digit * per_digit + k + 1:05d}.bin").write_bytes(nmnist_bytes(
-                    [(int(rng.integers(0, 34)), int(rng.integers(0, 34)), int(rng.integers(0, 2)), int(v))
-                     for v in t]))
-
-
 def test_cache_is_reused_keyed_and_atomic(tmp_path, monkeypatch):
     write_nmnist_native(tmp_path / "data")
     cache = tmp_path / "cache"

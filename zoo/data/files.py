@@ -2,7 +2,7 @@
 
 - :func:`read_file`: the bytes of a regular file no larger than a bound, so that a folder where a
   file was expected, or a file far larger than the format allows, is refused before anything is
-  allocated;
+  allocated; :func:`readable` turns an ``OSError`` while reading into the same error;
 - :func:`read_text` / :func:`text_lines`: a text file (label list, split file, CSV) decoded as
   strict UTF-8; an undecodable byte is reported with its byte offset and line instead of a raw
   ``UnicodeDecodeError``;
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import FormatError
@@ -34,16 +36,26 @@ def check_regular_file(path: Path) -> Path:
     return path
 
 
-def read_file(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
-    """The bytes of ``path``; refuses anything but a regular file of at most ``max_bytes``.
+@contextmanager
+def readable(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` raised while reading ``path`` (permission denied, I/O error) into a
+    :class:`FormatError` naming it."""
+    try:
+        yield
+    except OSError as err:
+        raise FormatError(path, f"cannot be read ({err.strerror or err})") from None
 
-    ``what`` names the expected content in the message (e.g. "N-MNIST recording").
+
+def read_file(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of ``path``; refuses anything but a readable regular file of at most
+    ``max_bytes``. ``what`` names the expected content in the message (e.g. "N-MNIST recording").
     """
     path = check_regular_file(Path(path))
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise FormatError(path, f"{size} bytes, more than the {max_bytes} bytes a {what} may have")
-    return path.read_bytes()
+    with readable(path):
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise FormatError(path, f"{size} bytes, more than the {max_bytes} bytes a {what} may have")
+        return path.read_bytes()
 
 
 def read_text(path: str | Path, what: str = "text file", max_bytes: int = MAX_TEXT_BYTES) -> str:
@@ -80,7 +92,7 @@ def parse_uint(field: str) -> int | None:
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """SHA-256 (hex) of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with readable(Path(path)), open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()

@@ -28,7 +28,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import FormatError
-from .files import check_regular_file
+from .files import check_regular_file, readable
 
 IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_NDIM = 32  # numpy 1.x's limit; MNIST-family files have 1 (labels) or 3 (images)
@@ -51,6 +51,11 @@ class IdxHeader:
         return math.prod(self.dims) * self.dtype.itemsize
 
     @property
+    def type_name(self) -> str:
+        """The element type in words, e.g. "uint8" or "int32" (IDX data is big-endian)."""
+        return self.dtype.newbyteorder("=").name
+
+    @property
     def shape_text(self) -> str:
         return "x".join(map(str, self.dims)) or "scalar"
 
@@ -59,7 +64,9 @@ class IdxHeader:
 def open_stream(path: Path) -> Iterator[tuple[BinaryIO, bool]]:
     """``(stream, compressed)``: the file, gunzipped on the fly when it starts with the gzip
     magic number 1f 8b (an IDX file always starts with 00)."""
-    with open(check_regular_file(path), "rb") as raw:
+    with readable(path):
+        raw = open(check_regular_file(path), "rb")  # noqa: SIM115 - closed below
+    with raw:
         compressed = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
         if not compressed:

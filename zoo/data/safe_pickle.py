@@ -204,15 +204,16 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def scan_opcodes(path: Path, data: bytes) -> None:
     """Check the pickle's structure before the C unpickler sees it (see the module docstring)."""
-    stream, stored, position = io.BytesIO(data), 0, 0
+    stream, stored, position, next_opcode = io.BytesIO(data), 0, 0, 0
     try:
         for opcode, arg, position in pickletools.genops(stream):
             check_opcode(path, opcode.name, arg, position, stored, len(data))
             stored += opcode.name in MEMO_PUTS
+            next_opcode = stream.tell()
     except ValueError as err:  # genops: unknown opcode, truncated argument, no STOP
         if isinstance(err, FormatError):
             raise
-        raise FormatError(path, f"not a valid pickle ({err})", stream.tell()) from None
+        raise FormatError(path, f"not a valid pickle ({err})", next_opcode) from None
     end = position + 1
     if end != len(data):
         raise FormatError(path, f"{len(data) - end} unexpected bytes after the pickle's STOP opcode",

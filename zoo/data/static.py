@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,11 +192,11 @@ def _read_mnist(name: str, folder: Path, layout: Layout) -> tuple[np.ndarray, np
     size = SPECS[name].size
     if images_h.dtype != np.uint8 or len(images_h.dims) != 3 or images_h.dims[1:] != size:
         raise FormatError(image_file, f"expected uint8 images N x {size[0]} x {size[1]}, found "
-                                      f"{images_h.dtype} {images_h.shape_text}")
+                                      f"{images_h.type_name} {images_h.shape_text}")
     count = images_h.dims[0]
     if labels_h.dtype != np.uint8 or labels_h.dims != (count,):
         raise FormatError(label_file, f"expected {count} uint8 labels (one per image in "
-                                      f"{image_file.name}), found {labels_h.dtype} {labels_h.shape_text}")
+                                      f"{image_file.name}), found {labels_h.type_name} {labels_h.shape_text}")
     images, labels = read_idx(image_file), read_idx(label_file)
     check_labels(label_file, "label", labels, len(SPECS[name].classes))
     return images[:, None], labels.astype(np.int64)
@@ -278,9 +279,11 @@ def _decode(path: Path, mode: str, size: tuple[int, int] | None = None) -> np.nd
     otherwise, so a decompression bomb is refused without being decompressed. Any decoder
     failure is a :class:`FormatError` naming the file."""
     try:
-        with Image.open(path, formats=IMAGE_FORMATS) as img:
-            _check_image_size(path, img.size, size)
-            array = np.array(img.convert(mode))
+        with warnings.catch_warnings():  # PIL's bomb warning: the size is checked here instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=IMAGE_FORMATS) as img:
+                _check_image_size(path, img.size, size)
+                array = np.array(img.convert(mode))
     except FormatError:
         raise
     except IMAGE_ERRORS as err:

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
+from ..files import readable
 
 CACHE_ENV = "ZOO_CACHE_DIR"
 CACHE_FORMAT = 2
@@ -201,7 +202,8 @@ class FrameCache:
             if problem is not None:
                 raise FormatError(path, f"damaged frame cache shard ({problem}); delete it and "
                                         "build the data set again to recompute it")
-            self._open[shard] = np.load(path, mmap_mode="r", allow_pickle=False)
+            with readable(path):
+                self._open[shard] = np.load(path, mmap_mode="r", allow_pickle=False)
         return self._open[shard]
 
     def complete(self) -> bool:
