@@ -35,7 +35,7 @@ from safetensors.torch import load as decode_safetensors
 from torch import nn
 
 from . import __version__
-from .config import CheckpointConfig, ConfigError, parse_json, read_limited
+from .config import CheckpointConfig, ConfigError, brief, parse_json, read_limited
 from .registry import Pins, build_architecture, is_model
 
 WEIGHTS = "model.safetensors"
@@ -43,6 +43,7 @@ CONFIG = "config.json"
 CARD = "README.md"
 TRAIN_LOG = "train_log.csv"  # per-epoch log that zoo train leaves in the checkpoint folder
 MAX_HEADER_BYTES = 16 << 20  # the largest zoo header (ds_resnet110) is ~60 KB
+MAX_DIMS = 64  # torch's limit on tensor dimensions
 # safetensors dtype names <-> torch dtypes (the ones snnzoo reads and writes)
 DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
@@ -157,23 +158,27 @@ def parse_header(data: bytes, path: Path) -> dict[str, TensorInfo]:
 
 
 def _tensor_info(key: str, entry: Any, base: int, path: Path) -> TensorInfo:
-    where = f"{path}: header field {key!r}"
+    where = f"{path}: header field {brief(key)}"
     if not isinstance(entry, dict) or sorted(entry) != ["data_offsets", "dtype", "shape"]:
         raise CheckpointError(f"{where} must be an object with exactly dtype, shape and data_offsets")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if not isinstance(dtype, str) or dtype not in DTYPES:
-        raise CheckpointError(f"{where}: dtype {dtype!r} is not one snnzoo reads ({', '.join(DTYPES)})")
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise CheckpointError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
+        raise CheckpointError(f"{where}: dtype {brief(dtype)} is not one snnzoo reads ({', '.join(DTYPES)})")
+    if (not isinstance(shape, list) or len(shape) > MAX_DIMS
+            or not all(type(d) is int and 0 <= d < 2 ** 63 for d in shape)):
+        raise CheckpointError(f"{where}: shape must be a list of at most {MAX_DIMS} non-negative 64-bit integers, "
+                              f"got {brief(shape)}")
     if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
             or not 0 <= offsets[0] <= offsets[1]):
-        raise CheckpointError(f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, got {offsets!r}")
+        raise CheckpointError(f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, "
+                              f"got {brief(offsets)}")
     numel = 1
     for d in shape:
         numel *= d
-    if offsets[1] - offsets[0] != numel * DTYPES[dtype].itemsize:
-        raise CheckpointError(f"{where}: data_offsets {offsets} span {offsets[1] - offsets[0]:,} bytes, but "
-                              f"{dtype} {shape} needs {numel * DTYPES[dtype].itemsize:,}")
+    nbytes = numel * DTYPES[dtype].itemsize
+    if offsets[1] - offsets[0] != nbytes:
+        raise CheckpointError(f"{where}: data_offsets {brief(offsets)} span {brief(offsets[1] - offsets[0])} bytes, "
+                              f"but {dtype} {shape} needs {nbytes:,}")
     return TensorInfo(DTYPES[dtype], tuple(shape), base + offsets[0], base + offsets[1])
 
 
@@ -181,8 +186,8 @@ def _check_tiling(tensors: dict[str, TensorInfo], base: int, total: int, path: P
     expected = base
     for key, info in sorted(tensors.items(), key=lambda item: (item[1].start, item[1].end)):
         if info.start != expected:
-            raise CheckpointError(f"{path}: byte offset {expected:,}: tensor {key!r} starts at {info.start:,}; tensor "
-                                  "data must follow the header without gaps or overlaps")
+            raise CheckpointError(f"{path}: byte offset {expected:,}: tensor {brief(key)} starts at "
+                                  f"{brief(info.start)}; tensor data must follow the header without gaps or overlaps")
         expected = info.end
     if expected != total:
         raise CheckpointError(f"{path}: byte offset {expected:,}: the tensors end there, but the file has {total:,} "
@@ -199,16 +204,8 @@ def decode_tensors(data: bytes, header: dict[str, TensorInfo], path: Path) -> di
     for key, tensor in state.items():
         info = header.get(key)
         if info is None or tensor.dtype != info.dtype or tuple(tensor.shape) != info.shape:
-            raise CheckpointError(f"{path}: tensor {key!r} decodes differently from its header")
+            raise CheckpointError(f"{path}: tensor {brief(key)} decodes differently from its header")
     return state
-
-
-def load_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file, with a clear error for anything else (not verified:
-    for tools that inspect a file; loading into a model goes through ``load_weights``)."""
-    path = Path(path)
-    data = _read_bytes(path)
-    return decode_tensors(data, parse_header(data, path), path)
 
 
 def _read_bytes(path: Path) -> bytes:

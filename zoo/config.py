@@ -96,7 +96,7 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(value) != len(pairs):
         seen: set[str] = set()
         duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise ValueError(f"duplicate key {duplicate!r}")
+        raise ValueError(f"duplicate key {brief(duplicate)}")
     return value
 
 
@@ -107,13 +107,13 @@ def check_json_tree(value: Any, source: str) -> None:
     stack = [(value, "", 0)]
     while stack:
         item, where, depth = stack.pop()
-        named = f"field {where!r}" if where else "the document"
+        named = f"field {brief(where)}" if where else "the document"
         if depth > MAX_DEPTH:
             raise ConfigError(f"{source}: {named} is nested more than {MAX_DEPTH} levels deep")
         if isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
-                    raise ConfigError(f"{source}: {named} has a key {key!r} that is not a string")
+                    raise ConfigError(f"{source}: {named} has a key {brief(key)} that is not a string")
                 stack.append((child, f"{where}.{key}" if where else key, depth + 1))
         elif isinstance(item, list):
             stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
@@ -132,10 +132,16 @@ def _check_unicode(text: str, where: str) -> None:
         raise ConfigError(f"{where} holds an invalid character at index {error.start} ({error.reason})") from None
 
 
+def brief(value: Any, limit: int = 120) -> str:
+    """``repr(value)`` cut to ``limit`` characters: messages quote hostile values, never megabytes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
 def check_sha256(value: Any, what: str, source: str) -> str:
     """``value`` as a sha256 digest: 64 lowercase hexadecimal digits."""
     if not isinstance(value, str) or not SHA256_HEX.fullmatch(value):
-        raise ConfigError(f"{source}: {what} must be a sha256 digest (64 lowercase hex digits), got {value!r}")
+        raise ConfigError(f"{source}: {what} must be a sha256 digest (64 lowercase hex digits), got {brief(value)}")
     return value
 
 
@@ -174,8 +180,11 @@ class CheckpointConfig:
 
     def dumps(self) -> str:
         """The config as JSON text; the same config always gives the same text (fields in
-        declaration order, every nested object in the order it was built)."""
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        declaration order, every nested object in the order it was built). A value JSON cannot
+        carry (NaN, a non-JSON type) is refused here, before anything is written."""
+        data = self.to_dict()
+        check_json_tree(data, f"config {self.name!r}")
+        return json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "config") -> "CheckpointConfig":
@@ -185,7 +194,7 @@ class CheckpointConfig:
             raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
         version = data.get("format_version")
         if type(version) is not int or version != FORMAT_VERSION:
-            raise ConfigError(f"{source}: field 'format_version' is {version!r}; this snnzoo reads version "
+            raise ConfigError(f"{source}: field 'format_version' is {brief(version)}; this snnzoo reads version "
                               f"{FORMAT_VERSION} (upgrade snnzoo for newer checkpoints)")
         values = _check_fields(cls, data, source)
         values["input"] = InputSpec(**_check_fields(InputSpec, data["input"], f"{source}: field 'input'"))
@@ -229,19 +238,20 @@ class CheckpointConfig:
                 raise ConfigError(f"{source}: field 'arch_kwargs' lacks {key!r}")
         T = self.arch_kwargs["T"]
         if type(T) is not int or not 1 <= T <= MAX_T:
-            raise ConfigError(f"{source}: field 'arch_kwargs.T' must be an integer in 1..{MAX_T}, got {T!r}")
+            raise ConfigError(f"{source}: field 'arch_kwargs.T' must be an integer in 1..{MAX_T}, got {brief(T)}")
         neuron = self.arch_kwargs["neuron"]
         if not (isinstance(neuron, str) or isinstance(neuron, dict) and isinstance(neuron.get("name"), str)):
             raise ConfigError(f"{source}: field 'arch_kwargs.neuron' must be a neuron spec: a string or an object "
-                              f"with a string 'name', got {neuron!r}")
+                              f"with a string 'name', got {brief(neuron)}")
 
     def _validate_input(self, source: str) -> None:
         spec = self.input
         if spec.encoding not in ENCODINGS:
-            raise ConfigError(f"{source}: field 'input.encoding' must be one of {ENCODINGS}, got {spec.encoding!r}")
+            raise ConfigError(f"{source}: field 'input.encoding' must be one of {ENCODINGS}, "
+                              f"got {brief(spec.encoding)}")
         if len(spec.size) != 3 or not all(type(s) is int and 1 <= s <= MAX_SIDE for s in spec.size):
             raise ConfigError(f"{source}: field 'input.size' must be [C, H, W] positive integers "
-                              f"(at most {MAX_SIDE}), got {spec.size!r}")
+                              f"(at most {MAX_SIDE}), got {brief(spec.size)}")
         for key, lowest, bound in (("mean", 0.0, ">= 0"), ("std", None, "> 0")):
             values = getattr(spec, key)
             if values and len(values) != spec.size[0]:
@@ -251,7 +261,7 @@ class CheckpointConfig:
                 number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
                 if not number or (value < lowest if lowest is not None else value <= 0):
                     raise ConfigError(f"{source}: field 'input.{key}[{i}]' must be a finite number {bound}, "
-                                      f"got {value!r}")
+                                      f"got {brief(value)}")
         if bool(spec.mean) != bool(spec.std):
             raise ConfigError(f"{source}: fields 'input.mean' and 'input.std' must be given together")
 

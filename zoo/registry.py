@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .config import ConfigError, check_sha256, parse_json, read_limited
+from .config import ConfigError, brief, check_sha256, parse_json, read_limited
 from .names import check_checkpoint_name, check_repo_id
 
 PRETRAINED_FILE = Path(__file__).resolve().parent / "pretrained.json"
@@ -121,7 +121,7 @@ def read_registry(path: Path) -> dict[str, PretrainedEntry]:
     if not isinstance(data, dict) or sorted(data) != ["checkpoints", "format_version"]:
         raise ConfigError(f"{source}: expected an object with exactly 'format_version' and 'checkpoints'")
     if type(data["format_version"]) is not int or data["format_version"] != REGISTRY_FORMAT:
-        raise ConfigError(f"{source}: field 'format_version' is {data['format_version']!r}; this snnzoo reads "
+        raise ConfigError(f"{source}: field 'format_version' is {brief(data['format_version'])}; this snnzoo reads "
                           f"version {REGISTRY_FORMAT} (every entry pins config.json with 'config_sha256')")
     if not isinstance(data["checkpoints"], list):
         raise ConfigError(f"{source}: field 'checkpoints' must be a list of entries")
@@ -139,13 +139,14 @@ def parse_entry(record: Any, source: str) -> PretrainedEntry:
     expected = [f.name for f in fields(PretrainedEntry)]
     if not isinstance(record, dict) or sorted(record) != sorted(expected):
         keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-        raise ConfigError(f"{source}: expected an object with exactly the fields {', '.join(expected)}; got {keys}")
+        raise ConfigError(f"{source}: expected an object with exactly the fields {', '.join(expected)}; "
+                          f"got {brief(keys)}")
     check_checkpoint_name(record["name"], source, what="field 'name'")
     check_repo_id(record["hf_hub_id"], f"{source}: field 'hf_hub_id'")
     revision = record["revision"]
     if not isinstance(revision, str) or not _REVISION.fullmatch(revision) or ".." in revision:
         raise ConfigError(f"{source}: field 'revision' must be a Hub commit, tag or branch name (letters, digits, "
-                          f"'.', '_', '-'), got {revision!r}")
+                          f"'.', '_', '-'), got {brief(revision)}")
     check_sha256(record["sha256"], "field 'sha256' (of model.safetensors)", source)
     check_sha256(record["config_sha256"], "field 'config_sha256' (of config.json)", source)
     return PretrainedEntry(**record)
