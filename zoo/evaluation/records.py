@@ -36,6 +36,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -121,23 +122,31 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return document
 
 
-# The fields a record must hold, and their types, for the leaderboard, CSVs and cards to read it.
+NUMBER = (int, float)
+# The fields a record must hold, and their types, for the leaderboard, CSVs, plots and cards to read it.
 RECORD_FIELDS: dict[str, tuple[type, ...]] = {
-    "model": (str,), "dataset": (str,), "split": (str,), "T": (int,), "limit": (int, type(None)),
-    "samples": (int,), "checkpoint_sha256": (str,), "top1": (int, float), "top5": (int, float),
+    "model": (str,), "architecture": (str,), "method": (str,), "neuron": (str,), "dataset": (str,),
+    "split": (str,), "T": (int,), "limit": (int, type(None)), "samples": (int,), "checkpoint_sha256": (str,),
+    "top1": NUMBER, "top5": NUMBER, "firing_rate": (*NUMBER, type(None)), "sops_per_sample": NUMBER,
+    "energy_uj_per_sample": NUMBER, "params": (int,), "neuron_layers": (list,),
 }
 
 
 def check_record(record: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``record`` read from ``path``, refused (RecordError) unless it has the fields above, its
-    names are safe (:mod:`zoo.names`), it lies where its name says and its accuracies are
-    percentages of at least one sample."""
+    """``record`` read from ``path``, refused (RecordError) unless it has the fields above with
+    finite numbers, its names are safe (:mod:`zoo.names`), it lies where its name says, its
+    accuracies are percentages of at least one sample and its layers have names and rates."""
     for key, kinds in RECORD_FIELDS.items():
         if key not in record:
             raise RecordError(f"{path}: field {key!r} is missing")
-        if isinstance(record[key], bool) or not isinstance(record[key], kinds):
-            raise RecordError(f"{path}: field {key!r} must be {' or '.join(k.__name__ for k in kinds)}, "
-                              f"got {type(record[key]).__name__}")
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, kinds) or (isinstance(value, float) and not math.isfinite(value)):
+            expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise RecordError(f"{path}: field {key!r} must be a finite {expected}, got {value!r}"[:300])
+    for layer in record["neuron_layers"]:
+        if not (isinstance(layer, dict) and isinstance(layer.get("name"), str)
+                and isinstance(layer.get("firing_rate"), NUMBER) and not isinstance(layer.get("firing_rate"), bool)):
+            raise RecordError(f"{path}: field 'neuron_layers' must hold objects with a 'name' and a 'firing_rate'")
     try:
         check_checkpoint_name(record["model"], str(path), "field 'model'")
         check_segment(record["dataset"], "field 'dataset'", str(path))

@@ -5,18 +5,25 @@ columns ``method, match_neuron, match_arch, dataset, architecture, T, top1, sour
 are the authors' reported results as recalled, not confirmed against the papers, so every place
 that shows them marks them "paper (unverified)". A measured record is compared with a reference
 of the same dataset and T whose ``match_neuron`` and ``match_arch`` globs match its neuron name and
-architecture.
+architecture. A file that is not such a CSV is one :class:`ReferencesError` naming it and the line.
 """
 
 from __future__ import annotations
 
 import csv
 import fnmatch
-from dataclasses import dataclass
+import io
+import math
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 LABEL = "paper (unverified)"
+MAX_BYTES = 4 << 20
+
+
+class ReferencesError(ValueError):
+    """A references file that cannot be read; the message names the file and the line."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +50,32 @@ def load_references(path: str | Path) -> list[Reference]:
     path = Path(path)
     if not path.is_file():
         return []
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    refs = [Reference(**{**row, "T": int(row["T"]), "top1": float(row["top1"])}) for row in rows]
+    data = path.read_bytes()[: MAX_BYTES + 1]
+    if len(data) > MAX_BYTES:
+        raise ReferencesError(f"{path}: larger than {MAX_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ReferencesError(f"{path}: not UTF-8 text at byte offset {error.start}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [f.name for f in fields(Reference)]
+    if sorted(reader.fieldnames or []) != sorted(columns):
+        raise ReferencesError(f"{path}: expected the columns {', '.join(columns)}, got {reader.fieldnames}")
+    refs = [_reference(row, f"{path}: line {reader.line_num}") for row in reader]
     return sorted(refs, key=lambda r: (r.dataset, r.method, r.architecture, r.T))
+
+
+def _reference(row: dict[str, Any], where: str) -> Reference:
+    """One CSV row: every column present, T a positive integer, top-1 a percentage."""
+    if None in row or any(value is None for value in row.values()):
+        raise ReferencesError(f"{where}: expected {len(fields(Reference))} columns")
+    try:
+        T, top1 = int(row["T"]), float(row["top1"])
+    except ValueError:
+        raise ReferencesError(f"{where}: T must be an integer and top1 a number, got {row['T']!r}, {row['top1']!r}") from None
+    if T < 1 or not (math.isfinite(top1) and 0 <= top1 <= 100):
+        raise ReferencesError(f"{where}: needs T >= 1 and top1 in [0, 100], got {T}, {top1}")
+    return Reference(**{**row, "T": T, "top1": top1})
 
 
 def reference_for(record: dict[str, Any], references: list[Reference]) -> Reference | None:

@@ -11,14 +11,17 @@ What is checked, and why (a recipe may come from anywhere, and a run may take da
 fails here, once, with the file and the field or byte offset named, before anything is written):
 
 - the text: at most ``MAX_RECIPE_BYTES`` of UTF-8 (a bad byte is named by its offset), YAML with
-  no duplicate keys, no aliases (an alias bomb expands a few lines into gigabytes) and at most
-  ``MAX_DEPTH`` levels of nesting (the YAML composer recurses);
+  no duplicate keys, no aliases (an alias bomb expands a few lines into gigabytes), no explicit
+  tags (``!!binary``, ``!!python/...``: a recipe is plain data) and at most ``MAX_DEPTH`` levels
+  of nesting (the YAML composer recurses);
 - names that become paths (``name``, ``model.arch``, ``data.dataset``): :mod:`zoo.names`;
 - numbers: never a boolean or a string, always finite, and within the range each field declares
-  with :func:`within` (learning rate > 0, momentum in [0, 1), ...);
+  with :func:`within` (learning rate in (0, 1000], momentum in [0, 1), ...). Upper bounds keep
+  every value far inside float32 (a finite 1e300 learning rate would overflow in the optimizer);
 - the free-form fields (``model.kwargs``, ``data.params``): JSON values only (they are recorded
-  in the checkpoint config), the keywords every architecture shares typed and ranged like the
-  fields above, the neuron spec built once, the data set's keywords known to it.
+  in the checkpoint config), numbers finite and within float32's range, the keywords every
+  architecture shares typed and ranged like the fields above, the neuron spec built once, the
+  data set's keywords known to it.
 
 Layout (see any file in ``recipes/``)::
 
@@ -62,6 +65,7 @@ from ..registry import create_model, is_model
 
 MAX_RECIPE_BYTES = 1 << 20  # the recipes in recipes/ are 2-3 kB
 MAX_DEPTH = 32  # levels of nesting in a recipe (they use 4)
+FLOAT32_MAX = 3.4028234663852886e38  # free-form numbers go into float32 tensors
 
 
 class RecipeError(ValueError):
@@ -107,6 +111,7 @@ def within(interval: str) -> Any:
 
 
 COUNT = "[1, 2_147_483_647]"  # sample counts and limits
+RATE = "(0, 1000]"  # learning rates
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,19 +152,19 @@ class Data:
 @dataclass
 class SGD:
     name: Literal["sgd"]
-    lr: float = within("(0, inf)")
+    lr: float = within(RATE)
     momentum: float = within("[0, 1)")
     nesterov: bool
-    weight_decay: float = within("[0, inf)")
+    weight_decay: float = within("[0, 1000]")
 
 
 @dataclass
 class AdamW:
     name: Literal["adamw"]
-    lr: float = within("(0, inf)")
+    lr: float = within(RATE)
     betas: list[float] = within("[0, 1)")
-    eps: float = within("(0, inf)")
-    weight_decay: float = within("[0, inf)")
+    eps: float = within("(0, 1]")
+    weight_decay: float = within("[0, 1000]")
 
 
 @dataclass
@@ -169,7 +174,7 @@ class Cosine:
 
     name: Literal["cosine"]
     warmup_epochs: int = within("[0, 1_000_000]")
-    min_lr: float = within("[0, inf)")
+    min_lr: float = within("[0, 1000]")
 
 
 @dataclass
@@ -199,7 +204,7 @@ class Train:
     optimizer: Union[SGD, AdamW]
     schedule: Union[Cosine, Step]
     ema: Optional[EMA]  # null = evaluate and export the trained weights themselves
-    grad_clip: Optional[float] = within("(0, inf)")  # max global gradient L2 norm; null = off
+    grad_clip: Optional[float] = within("(0, 1e9]")  # max global gradient L2 norm; null = off
     precision: Literal["fp32", "bf16", "fp16"]  # autocast dtype (fp16 adds a GradScaler)
     channels_last: bool
     compile: bool  # torch.compile the model
@@ -290,10 +295,13 @@ class _StrictLoader(yaml.SafeLoader):
         self.depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> yaml.Node:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, f"found the alias *{event.anchor}: aliases are not "
                                               "allowed in a recipe (write the value out)", event.start_mark)
+        if getattr(event, "tag", None) is not None:
+            raise yaml.composer.ComposerError(None, None, f"found the tag {event.tag}: tags are not allowed in a "
+                                              "recipe (plain values only)", event.start_mark)
         if self.depth >= MAX_DEPTH:
             raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
                                               self.peek_event().start_mark)
@@ -329,12 +337,13 @@ for _ch, _resolvers in _StrictLoader.yaml_implicit_resolvers.items():
 
 def parse_yaml(text: str, source: str) -> Any:
     """``text`` as YAML with the strict loader; any failure is one RecipeError on one line
-    (PyYAML names the line and column; some tags raise ValueError, e.g. ``2001-13-45``)."""
+    (PyYAML names the line and column; its constructors raise plain exceptions too, e.g.
+    ValueError for the timestamp ``2001-13-45``)."""
     if len(text) > MAX_RECIPE_BYTES:
         raise RecipeError(f"{source}: longer than {MAX_RECIPE_BYTES} characters; a recipe is a few kilobytes")
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
+    except (yaml.YAMLError, ValueError, TypeError, LookupError, ArithmeticError, AttributeError) as error:
         message = " ".join(str(error).replace('in "<unicode string>", ', "").split())
         raise RecipeError(f"{source}: not valid YAML ({message})") from None
 
@@ -512,8 +521,10 @@ def check_json(value: Any, path: str, source: str, depth: int = 0) -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             check_json(item, f"{path}[{i}]", source, depth + 1)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise _fail(source, path, f"must be a finite number, got {value!r}")
+    elif isinstance(value, float) and not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
+        raise _fail(source, path, f"must be a finite number within float32's range, got {value!r}")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
+        raise _fail(source, path, f"must be an integer within 64 bits, got {value!r}")
     elif not (value is None or isinstance(value, (str, int, float, bool))):
         raise _fail(source, path, "must be a string, number, true/false, null, list or mapping, "
                                   f"got {type(value).__name__} {value!r}")
