@@ -685,6 +685,38 @@ def test_damaged_train_state_is_a_clear_state_error(finished_state, tmp_path, da
     assert str(out / "train_state.safetensors") in str(info.value)
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text.replace("\n1,", "\n7,", 1), "rows must be epochs 1, 2"),
+    (lambda text: text.splitlines()[0] + "\n", r"holds 0 epoch\(s\)"),
+    (lambda text: text.replace("epoch,lr", "epoch,rate"), "expected the columns"),
+    (lambda text: text.rstrip("\n") + ",extra\n", "expected 10 columns"),
+    (lambda text: "\n".join(line.rsplit(",", 1)[0] + ",nan" if i else line
+                             for i, line in enumerate(text.splitlines())) + "\n", "'peak_memory_mb' must be a finite"),
+])
+def test_damaged_training_log_is_a_clear_state_error(finished_state, tmp_path, data_root, damage, message):
+    """The log is what the exported checkpoint reports; a damaged one fails when the run resumes,
+    not after its last epoch."""
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("train_state.safetensors", "log.csv"):
+        (out / name).write_bytes((finished_state / name).read_bytes())
+    (out / "log.csv").write_text(damage((out / "log.csv").read_text()))
+    with pytest.raises(StateError, match=message) as info:
+        train(out, data_root, resume=True)
+    assert str(out / "log.csv") in str(info.value)
+
+
+def test_unwritable_results_folder_is_one_line(tmp_path, data_root, capsys):
+    folder = small_checkpoint(tmp_path / "ckpt")
+    (tmp_path / "file").write_text("not a folder")
+    line = one_line_exit(capsys, ["eval", str(folder), "--data-dir", str(data_root), "--out", str(tmp_path / "file"),
+                                  "--device", "cpu"])
+    assert str(tmp_path / "file") in line
+    line = one_line_exit(capsys, ["train", str(LIF), "--out", str(tmp_path / "file"), "--data-dir", str(data_root),
+                                  "--device", "cpu", "--no-progress", *[a for o in TINY for a in ("--set", o)]])
+    assert str(tmp_path / "file") in line
+
+
 def test_state_file_internals_are_checked(tmp_path):
     from safetensors.torch import save_file
 

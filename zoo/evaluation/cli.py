@@ -5,7 +5,8 @@
     zoo leaderboard
 
 A user error (a bad argument, a checkpoint or data set that cannot be read, an unsafe name, a
-damaged record) prints one line naming the file or argument and exits with status 2.
+damaged record, a results folder that cannot be written) prints one line naming the file or
+argument and exits with status 2.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any, Callable
-
-from zoo.data.errors import MissingDataError
 
 from . import energy, harness, leaderboard
 
@@ -52,11 +51,11 @@ def add_parser(commands) -> None:
 def _one_line_errors(command: Callable[[argparse.Namespace], int], prog: str) -> Callable[[argparse.Namespace], int]:
     """``command`` with its user errors printed as one line and exit status 2. The zoo's errors
     about input (checkpoint, config, record, name, data format) are all ValueErrors; missing data
-    is a FileNotFoundError of its own."""
+    is a FileNotFoundError of its own, and a folder that cannot be written an OSError."""
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (ValueError, MissingDataError) as error:
+        except (ValueError, OSError) as error:
             print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
             return 2
     return run

@@ -8,8 +8,9 @@ One process: ``zoo train recipes/lif_spiking_convnet_fashion_mnist_t4.yaml``. Se
 ``--check`` validates the recipe and builds its model without training. ``--convert-from RUN``
 converts the finished run in RUN as this recipe's ``convert`` section says, without training.
 
-Exit status: 0 done, 2 bad input (recipe, data, run folder: one line naming the file and the
-field), 1 a run whose loss or weights turned non-finite (one line naming the epoch and the step).
+Exit status: 0 done, 2 bad input (recipe, data, run folder, a file that cannot be read or
+written: one line naming the file and the field), 1 a run whose loss or weights turned
+non-finite (one line naming the epoch and the step).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ..data.errors import FormatError, MissingDataError
 from ..names import UnsafeNameError, confined
+from ..neurons.backends import BACKENDS
 from .distributed import DeviceError
 from .loop import TrainingDiverged, train
 from .recipe import RecipeError, build_model, load_recipe
@@ -47,7 +49,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after", type=_positive, default=None, metavar="EPOCHS",
                    help="stop (state saved, resumable) once this many epochs are done")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--backend", default="auto", help="neuron backend: auto, torch, fused, triton (never changes results)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="neuron backend (never changes results)")
     p.add_argument("--data-dir", default=None, help="data root (default: $ZOO_DATA_DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument("--check", action="store_true", help="validate the recipe and build its model, then exit")
@@ -66,7 +68,7 @@ def _positive(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         return _check_or_train(args)
-    except (RecipeError, MissingDataError, FormatError, StateError, UnsafeNameError, DeviceError) as error:  # bad input
+    except (RecipeError, MissingDataError, FormatError, StateError, UnsafeNameError, DeviceError, OSError) as error:
         print(f"zoo train: {_one_line(error)}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
