@@ -274,6 +274,8 @@ MODEL_KWARGS: dict[str, tuple[Any, Interval | None]] = {
     "widths": (list[int], Interval("[1, 65_536]")),
     "input_bn": (bool, None),
     "restim": (bool, None),
+    "avg_down": (bool, None),
+    "zero_init_residual": (bool, None),
     "stem": (str, None),
     "cfg": (str, None),
 }
