@@ -75,6 +75,17 @@ class _Refusal:
         return True
 
 
+def test_errors_survive_dataloader_workers(tmp_path):
+    """DataLoader workers pickle the error, or re-create it from its message alone; both keep the
+    class (and pickling keeps the path and offset)."""
+    error = FormatError(tmp_path / "x.bin", "truncated event", 15)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is FormatError and str(again) == str(error) and again.offset == 15
+    assert again.path == str(tmp_path / "x.bin") and isinstance(again, (DataError, ValueError))
+    assert str(FormatError(str(error))) == str(error)
+    assert issubclass(MissingDataError, DataError) and issubclass(MissingDataError, FileNotFoundError)
+
+
 # --- 1. stale or damaged frame cache -----------------------------------------------------------
 SIX_PER_SHARD = 6 * 4 * (8 * 2 * 34 * 34)
 
@@ -258,6 +269,9 @@ def test_mnist_images_and_labels_must_agree(tmp_path):
     labels.write_bytes(idx_bytes(np.zeros(3, np.int32)))
     with refused(FormatError, labels, "expected 3 uint8 labels", "int32"):
         zd.load_arrays("mnist", tmp_path, "test")
+    write_mnist(tmp_path, n_test=0, gz=False)
+    with refused(FormatError, tmp_path / "t10k-images-idx3-ubyte", "declares 0 images"):
+        zd.load_arrays("mnist", tmp_path, "test")
     images = tmp_path / "t10k-images-idx3-ubyte"
     images.unlink()
     images.mkdir()
@@ -310,17 +324,20 @@ def test_cifar_pickles_are_bounded_and_refused(tmp_path, name, data, fragments):
     ([True, False], ("'labels' must be a list of int labels",)),
     ([1], ("one label per image (2), found 1",)),
     ([1, 10], ("'labels' entry 1 is 10, outside 0..9",)),
+    ("no images", ("'data' must be a uint8 array N x 3072 with N > 0, found uint8 (0, 3072)",)),
     ([-1, 0], ("'labels' entry 0 is -1, outside 0..9",)),
     (7, ("'labels' must be a list of int labels, found int",)),
     (None, ("no such field",)),
 ])
 def test_cifar_label_fields_are_typed(tmp_path, labels, fragments):
     data = np.zeros((2, 3072), np.uint8)
+    if labels == "no images":
+        data, labels = data[:0], []
     batch = {"data": data, "filenames": ["a", "b"]}
     if labels is not None:
         batch["labels"] = labels
-    folder = cifar_folder(tmp_path, pickle.dumps(batch, protocol=2))
-    with refused(FormatError, folder / "test_batch", *fragments):
+    folder = cifar_folder(tmp_path, pickle.dumps(batch, protocol=4))  # protocol 2 would store
+    with refused(FormatError, folder / "test_batch", *fragments):       # b"" as builtins.bytes()
         zd.load_arrays("cifar10", tmp_path, "test")
 
 
@@ -525,7 +542,8 @@ def mutate(data: bytes, rng: np.random.Generator) -> tuple[str, bytes]:
     if kind == 4 and n >= 8:
         value, width = HUGE[int(rng.integers(0, len(HUGE)))], (4, 8)[int(rng.integers(0, 2))]
         order = "<>"[int(rng.integers(0, 2))]
-        at = int(rng.integers(0, min(n, 96) - width + 1)) if n >= width else 0
+        window = n if rng.integers(0, 2) else min(n, 96)  # anywhere, or in the header region
+        at = int(rng.integers(0, window - width + 1)) if window >= width else 0
         packed = struct.pack(f"{order}{'I' if width == 4 else 'Q'}", value & (2 ** (8 * width) - 1))
         data[at:at + width] = packed
         return f"write {value:#x} ({order}{width}) at {at}", bytes(data)

@@ -12,6 +12,10 @@ torchvision root, or a parent holding the conventional subfolder (``mnist``, ``f
 ``cifar10``, ...). Every data set exposes ``num_classes``, ``in_chans``, ``input_size``,
 ``classes`` and ``describe()`` (a JSON-able dict that checkpoint configs record). Static images
 are ``(float32 [C, H, W], int)``; event data sets give ``(float32 [T, 2, H, W] event counts, int)``.
+
+Bad input is refused with one error of :mod:`zoo.data.errors` (:class:`DataError`:
+:class:`MissingDataError` or :class:`FormatError`) naming the file and the byte offset, line or
+field; nothing is unpickled unsafely (:mod:`zoo.data.safe_pickle`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import os
 
 from torch.utils.data import Dataset
 
-from .errors import FormatError, MissingDataError
+from .errors import DataError, FormatError, MissingDataError
 from .events import CIFAR10DVS, NMNIST, DVS128Gesture, EventFrameDataset, Integration
 from .static import SPECS, ImageDataset, load_arrays, static_dataset
 
@@ -50,5 +54,5 @@ def create_dataset(name: str, root: str | os.PathLike | None = None, split: str 
     raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(list_datasets())}")
 
 
-__all__ = ["EventFrameDataset", "FormatError", "ImageDataset", "Integration", "MissingDataError",
+__all__ = ["DataError", "EventFrameDataset", "FormatError", "ImageDataset", "Integration", "MissingDataError",
            "create_dataset", "list_datasets", "load_arrays"]

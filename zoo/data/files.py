@@ -1,5 +1,6 @@
 """Reading a data set's files: the checks that every reader needs, in one place.
 
+- :func:`list_files`: a folder's files with given suffixes, refusing entries that are not files;
 - :func:`read_file`: the bytes of a regular file no larger than a bound, so that a folder where a
   file was expected, or a file far larger than the format allows, is refused before anything is
   allocated; :func:`readable` turns an ``OSError`` while reading into the same error;
@@ -16,6 +17,7 @@ Every refusal is a :class:`~zoo.data.errors.FormatError` naming the file.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +46,22 @@ def readable(path: Path) -> Iterator[None]:
         yield
     except OSError as err:
         raise FormatError(path, f"cannot be read ({err.strerror or err})") from None
+
+
+def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The entries of ``folder`` whose name ends with one of ``suffixes`` (case-insensitive),
+    sorted by name; an entry with such a name that is not a regular file (a folder, a broken
+    link) is refused. Uses ``os.scandir``, which knows the entry type without a ``stat`` per file
+    (ImageNet's training set has 1.28 million)."""
+    found = []
+    with readable(folder), os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.lower().endswith(suffixes):
+                continue
+            if not entry.is_file():
+                check_regular_file(Path(entry.path))
+            found.append(Path(entry.path))
+    return sorted(found)
 
 
 def read_file(path: str | Path, max_bytes: int, what: str = "file") -> bytes:

@@ -33,7 +33,7 @@ from .files import check_regular_file, readable
 IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_NDIM = 32  # numpy 1.x's limit; MNIST-family files have 1 (labels) or 3 (images)
 MAX_DEFLATE_RATIO = 1032  # deflate never expands one input byte to more than 1032 output bytes
-DEFAULT_MAX_BYTES = 1 << 30  # the MNIST training images are 47 MB
+DEFAULT_MAX_BYTES = 256 << 20  # five times the largest MNIST-family file (training images, 47 MB)
 CHUNK = 16 << 20
 GZIP_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 

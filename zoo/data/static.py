@@ -47,7 +47,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from .errors import FormatError, MissingDataError
-from .files import check_regular_file
+from .files import list_files
 from .idx import read_idx, read_idx_header
 from .roots import Layout, data_root, first_existing, locate
 from .safe_pickle import load_cifar_batch
@@ -194,6 +194,8 @@ def _read_mnist(name: str, folder: Path, layout: Layout) -> tuple[np.ndarray, np
         raise FormatError(image_file, f"expected uint8 images N x {size[0]} x {size[1]}, found "
                                       f"{images_h.type_name} {images_h.shape_text}")
     count = images_h.dims[0]
+    if not count:
+        raise FormatError(image_file, "the header declares 0 images (a data set of 0 samples)", 4)
     if labels_h.dtype != np.uint8 or labels_h.dims != (count,):
         raise FormatError(label_file, f"expected {count} uint8 labels (one per image in "
                                       f"{image_file.name}), found {labels_h.type_name} {labels_h.shape_text}")
@@ -224,11 +226,11 @@ def _read_cifar_batches(name: str, folder: Path, layout: Layout) -> tuple[np.nda
 
 
 def _cifar_images(path: Path, data) -> np.ndarray:
-    """A batch's 'data' field: a uint8 array N x 3072 (3 x 32 x 32, channel-major)."""
+    """A batch's 'data' field: a uint8 array N x 3072 (3 x 32 x 32, channel-major), N > 0."""
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-            or data.shape[1] != 3072:
+            or data.shape[1] != 3072 or not len(data):
         found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise FormatError(path, f"'data' must be a uint8 array N x 3072, found {found}")
+        raise FormatError(path, f"'data' must be a uint8 array N x 3072 with N > 0, found {found}")
     return data
 
 
@@ -262,11 +264,11 @@ def _class_files(folder: Path, classes: tuple[str, ...]) -> list[tuple[Path, int
         class_folder = folder / cls
         if not class_folder.is_dir():
             raise FormatError(class_folder, f"expected the folder of class {cls!r}, found a file")
-        found = sorted(p for p in class_folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = list_files(class_folder, IMAGE_SUFFIXES)
         if not found:
             raise MissingDataError(f"{class_folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) "
                                    f"for class {cls!r}")
-        files += [(check_regular_file(p), label) for p in found]
+        files += [(p, label) for p in found]
     return files
 
 

@@ -18,13 +18,15 @@ The MLF authors' script decodes ``x = 127 - column, y = row, p = bit0`` and inde
 ``[p, x, y]``: at full resolution their frames are ours flipped left-right with the two
 polarity channels swapped; after their ``// 3.04`` downsampling the column bins also differ at
 the edges, because the flip happens before the binning. A file whose header names a DAVIS chip
-(other address layout) is refused.
+(other address layout) is refused, and so is a recording without events.
 
 Split: the data set has none, and frameworks disagree (random 9:1; the MLF script takes the
 first 900 files per class in file-system order; TEBN/SpikingJelly use indices 0-99 as test).
 The zoo pins ``split_rule="first900"``: per class, recordings with index 0-899 are train and
 900-999 test, by the index in the file name. ``split_rule="tebn"`` (index 0-99 test, 100-999
 train; Duan et al., NeurIPS 2022) is available for comparison with papers that use it.
+A class without recordings in the split (it would be silently absent), an index outside
+0..999 and two recordings with one index are refused.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, MissingDataError
-from ..files import check_regular_file
+from ..files import list_files
 from ..roots import Layout, locate
 from ..static import CIFAR10_CLASSES
 from .aedat import read_aedat2
@@ -85,20 +87,20 @@ def in_split(index: int, split: str, rule: str) -> bool:
 def recordings_by_index(folder: Path, cls: str) -> dict[int, Path]:
     """``{index: path}`` of the ``.aedat`` recordings of class ``cls`` in ``folder``.
 
-    Refused: a folder entry that is not a folder, a recording name without an index 0..999, a
-    recording that is not a file, and two recordings with one index."""
+    Refused: a class entry that is not a folder, a recording that is not a file, a recording
+    name without an index 0..999, and two recordings with one index."""
     if not folder.is_dir():
         raise FormatError(folder, f"expected the folder of class {cls!r}, found a file")
     pattern = re.compile(rf"(?:cifar10_)?{cls}_([0-9]{{1,3}})\.aedat")
     indexed: dict[int, Path] = {}
-    for path in folder.glob("*.aedat"):
+    for path in list_files(folder, (".aedat",)):
         match = pattern.fullmatch(path.name)
         if not match:
             raise MissingDataError(f"{path}: unexpected name, expected cifar10_{cls}_<index 0..999>.aedat")
         index = int(match.group(1))
         if index in indexed:
             raise MissingDataError(f"{path}: index {index} also used by {indexed[index]}")
-        indexed[index] = check_regular_file(path)
+        indexed[index] = path
     return indexed
 
 

@@ -12,7 +12,10 @@ Native layout (the ``DvsGesture`` folder of ``DvsGesture.tar.gz``):
 
 One sample per labels row: the events with ``startTime_usec <= t < endTime_usec``, label
 ``class - 1``. This is what SpikingJelly and the MLF code do (1,176 train / 288 test samples
-on the full data set; tonic drops some and gets 1,077 / 264).
+on the full data set; tonic drops some and gets 1,077 / 264). A row whose window holds no
+event (e.g. one after the end of the recording) is refused with its line, as are an empty
+trials file, a name listed twice or naming a file outside the folder, and a labels file
+without rows.
 
 Searched under the root: ``root``, ``root/DvsGesture``, ``root/DVS128Gesture``,
 ``root/dvs128_gesture``, ``root/dvs128-gesture`` and ``<those>/DvsGesture``.

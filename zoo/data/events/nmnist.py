@@ -9,6 +9,8 @@ Neuromorphic Datasets Using Saccades", Front. Neurosci. 9:437): each event is 5 
 A file's length must be a multiple of 5. The ATIS reader of the same authors also knows a
 timestamp-overflow marker (y = 240); N-MNIST recordings (about 300 ms, far below the 2^23 us
 range) never contain one, so any coordinate outside the 34x34 sensor is reported as corruption.
+So are an empty file (it would be an all-zero sample) and a timestamp earlier than the previous
+event's (the recordings are written in time order).
 
 Layouts accepted under the root (``root``, ``root/NMNIST``, ``root/nmnist`` or ``root/N-MNIST``):
 
@@ -17,6 +19,8 @@ Layouts accepted under the root (``root``, ``root/NMNIST``, ``root/nmnist`` or `
 - SLAYER's ``NMNISTsmall``: ``<id>.bs2`` files (the same 5-byte format) listed with their class in
   ``train1K.txt`` / ``test100.txt`` (``#sample #class`` header, then ``id<TAB>class`` lines), as in
   ``shared/data/nmnist/NMNISTsmall``.
+
+A digit folder without recordings, a sample listed twice and an empty list are refused.
 """
 
 from __future__ import annotations
@@ -26,15 +30,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, MissingDataError
-from ..files import check_regular_file, parse_uint, read_file, text_lines
+from ..files import check_regular_file, list_files, parse_uint, read_file, text_lines
 from ..roots import Layout, locate
 from .base import EventFrameDataset, Unit
 from .integrate import Integration
-from .stream import MAX_RECORDING_BYTES, check_events, make_events
+from .stream import check_events, make_events
 
 SENSOR_SIZE = (34, 34)  # (H, W)
 CLASSES = tuple("0123456789")
 READER_VERSION = "nmnist-bin/1"
+MAX_BYTES = 64 << 20  # a recording of about 300 ms holds a few thousand 5-byte events (~25 kB)
 SLAYER_LISTS = {"train": "train1K.txt", "test": "test100.txt"}
 
 
@@ -47,7 +52,7 @@ def read_nmnist_bin(path: str | Path) -> np.ndarray:
     ``NMNISTsmall`` are).
     """
     path = Path(path)
-    raw = np.frombuffer(read_file(path, MAX_RECORDING_BYTES, "N-MNIST recording"), dtype=np.uint8)
+    raw = np.frombuffer(read_file(path, MAX_BYTES, "N-MNIST recording"), dtype=np.uint8)
     if not len(raw):
         raise FormatError(path, "empty recording: an N-MNIST file holds at least one 5-byte event", 0)
     if len(raw) % 5:
@@ -121,10 +126,10 @@ class NMNIST(EventFrameDataset):
         for label, digit in enumerate(CLASSES):
             if not (folder / digit).is_dir():
                 raise FormatError(folder / digit, f"expected the folder of class {digit}, found a file")
-            files = sorted((folder / digit).glob("*.bin"))
+            files = list_files(folder / digit, (".bin",))
             if not files:
                 raise MissingDataError(f"{folder / digit}: no .bin recordings for class {digit}")
-            units += [Unit((check_regular_file(p),), (label,)) for p in files]
+            units += [Unit((p,), (label,)) for p in files]
         return units
 
     def _slayer_units(self, folder: Path) -> list[Unit]:
