@@ -305,8 +305,7 @@ class _StrictLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(None, None, f"found the tag {event.tag}: tags are not allowed in a "
                                               "recipe (plain values only)", event.start_mark)
         if self.depth >= MAX_DEPTH:
-            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
-                                              self.peek_event().start_mark)
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
         self.depth += 1
         try:
             return super().compose_node(parent, index)
