@@ -56,7 +56,20 @@ PLAIN_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 MAX_NESTING = 4  # a CIFAR batch is a dict of lists, arrays and strings
 MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}
 UNPICKLING_ERRORS = (pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError,
-                     AttributeError, UnicodeDecodeError, OverflowError, EOFError)
+                     AttributeError, UnicodeDecodeError, OverflowError, EOFError, RecursionError)
+
+
+def brief(value) -> str:
+    """A short description of a value from the file for an error message: small strings and
+    numbers as they are, anything else by its type (its repr could be huge, or recurse without
+    end for a deeply nested list)."""
+    if isinstance(value, (str, bytes)):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if isinstance(value, (bool, float)) or value is None or (isinstance(value, int) and abs(value) < 10**30):
+        return repr(value)
+    if isinstance(value, tuple) and len(value) <= 8 and all(type(v) is int and abs(v) < 10**30 for v in value):
+        return repr(value)
+    return f"a {type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
 
 
 class DTypeStandIn:
@@ -67,11 +80,11 @@ class DTypeStandIn:
 
     def __init__(self, code, align=False, copy=False):
         if not isinstance(code, str):
-            raise pickle.UnpicklingError(f"refusing numpy dtype {code!r:.80}: only type codes are allowed")
+            raise pickle.UnpicklingError(f"refusing numpy dtype {brief(code)}: only type codes are allowed")
         try:
             dtype = np.dtype(code)
         except (TypeError, ValueError):
-            raise pickle.UnpicklingError(f"unknown numpy type code {code!r:.80}") from None
+            raise pickle.UnpicklingError(f"unknown numpy type code {brief(code)}") from None
         if dtype.kind not in PLAIN_KINDS or dtype.fields is not None or dtype.subdtype is not None:
             why = "it holds Python objects" if dtype.hasobject else "not a plain number type"
             raise pickle.UnpicklingError(f"refusing numpy dtype {dtype}: {why} (only bool, integer "
@@ -82,10 +95,11 @@ class DTypeStandIn:
         """numpy's dtype state ``(version, byteorder, subarray, names, fields, elsize, alignment,
         flags[, metadata])``: only the byte order is used; the rest must be that of a plain type."""
         if not isinstance(state, tuple) or len(state) not in (8, 9) or state[0] not in (3, 4):
-            raise pickle.UnpicklingError(f"unexpected numpy dtype state {state!r:.80}")
+            raise pickle.UnpicklingError(f"unexpected numpy dtype state ({brief(state)})")
         order, subarray, names, fields = state[1:5]
         if order not in ("<", ">", "|", "=") or (subarray, names, fields) != (None, None, None):
-            raise pickle.UnpicklingError(f"refusing numpy dtype state {state!r:.80}: only plain types")
+            raise pickle.UnpicklingError(f"refusing numpy dtype state with byte order {brief(order)}, "
+                                         "sub-array, names or fields: only plain types")
         if order in "<>":
             self.dtype = self.dtype.newbyteorder(order)
 
@@ -101,7 +115,7 @@ class ArrayStandIn:
 
     def __setstate__(self, state):
         if not isinstance(state, tuple) or len(state) not in (4, 5):
-            raise pickle.UnpicklingError(f"unexpected numpy array state {state!r:.80}")
+            raise pickle.UnpicklingError(f"unexpected numpy array state ({brief(state)})")
         shape, dtype, fortran, raw = state[-4:]
         shape = checked_shape(shape)
         if not isinstance(dtype, DTypeStandIn):
@@ -122,7 +136,7 @@ def checked_shape(shape) -> tuple[int, ...]:
     """An array shape from the file: a tuple of at most MAX_NDIM non-negative ints."""
     if not isinstance(shape, tuple) or len(shape) > MAX_NDIM or not all(
             type(n) is int and n >= 0 for n in shape):
-        raise pickle.UnpicklingError(f"invalid numpy array shape {shape!r:.80}")
+        raise pickle.UnpicklingError(f"invalid numpy array shape ({brief(shape)})")
     return shape
 
 
@@ -138,7 +152,7 @@ NDARRAY = _NDArrayClass()
 def reconstruct(cls, shape, typecode) -> ArrayStandIn:
     """``numpy.core.multiarray._reconstruct``: an empty :class:`ArrayStandIn`."""
     if cls is not NDARRAY:
-        raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r:.80}: only numpy.ndarray is allowed")
+        raise pickle.UnpicklingError(f"refusing to reconstruct {brief(cls)}: only numpy.ndarray is allowed")
     checked_shape(shape)
     DTypeStandIn(typecode.decode("latin1") if isinstance(typecode, bytes) else typecode)
     return ArrayStandIn()
@@ -153,7 +167,7 @@ def latin1_encode(text, encoding="latin1") -> bytes:
     except LookupError:
         latin1 = False
     if not latin1:
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r:.80}")
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {brief(encoding)}")
     return text.encode("latin1")
 
 

@@ -88,7 +88,7 @@ def read_aedat31(path: str | Path, sensor_size: tuple[int, int] | None = None) -
     header = read_header(path, data, "3.1")
     for line in header.lines:
         if line.startswith("#Format:") and line.split(":", 1)[1].strip() != "RAW":
-            raise FormatError(path, f"unsupported AEDAT 3 {line[1:]!r:.80} (only RAW)", 0)
+            raise FormatError(path, f"unsupported AEDAT 3 {line[1:80]!r} (only RAW)", 0)
     chunks, pos = [], header.data_offset
     while pos < len(data):
         packet = read_packet_header(path, data, pos)

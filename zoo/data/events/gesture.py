@@ -67,11 +67,11 @@ def numbered_label_rows(path: Path) -> list[tuple[int, tuple[int, int, int]]]:
         fields = [parse_uint(f) for f in re.split(r"[,\s]+", line.strip())]
         if len(fields) != 3 or None in fields:
             raise FormatError(path, f"line {number}: expected 3 integer fields "
-                                    f"{','.join(LABEL_FIELDS)} (decimal digits), found {line!r:.120}")
+                                    f"{','.join(LABEL_FIELDS)} (decimal digits), found {line[:120]!r}")
         cls, start, end = fields
         if not 1 <= cls <= len(CLASSES) or end <= start:
             raise FormatError(path, f"line {number}: class must be 1..11 and endTime_usec > "
-                                    f"startTime_usec, found {line!r:.120}")
+                                    f"startTime_usec, found {line[:120]!r}")
         labels.append((number, (cls - 1, start, end)))
     if not labels:
         raise FormatError(path, "no gesture rows after the header (the recording would yield no sample)")
@@ -89,7 +89,7 @@ def read_trials(path: Path) -> list[str]:
         name = line.strip()
         if not TRIAL_NAME.fullmatch(name):
             raise FormatError(path, f"line {number}: expected one .aedat file name per line "
-                                    f"(letters, digits, '_', '-', '.'), found {name!r:.120}")
+                                    f"(letters, digits, '_', '-', '.'), found {name[:120]!r}")
         if name in names:
             raise FormatError(path, f"line {number}: {name} is listed again (first on line {names[name]})")
         names[name] = number

@@ -80,7 +80,7 @@ def _read_slayer_list(path: Path) -> list[tuple[str, int]]:
         label = parse_uint(fields[1]) if len(fields) == 2 else None
         if label is None or label >= len(CLASSES) or parse_uint(fields[0]) is None:
             raise FormatError(path, f"line {number}: expected '<sample id> <class 0..9>' "
-                                    f"(decimal numbers), found {line!r:.120}")
+                                    f"(decimal numbers), found {line[:120]!r}")
         if fields[0] in seen:
             raise FormatError(path, f"line {number}: sample {fields[0]} is listed again (first on "
                                     f"line {seen[fields[0]][0]} with class {seen[fields[0]][1]}, "
