@@ -11,7 +11,6 @@ spikes are identical to the reference and its gradients within 1e-5.
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.idx import read_idx
 from . import create, list_neurons, record_firing
 from .backends import triton as _triton_backend
 
@@ -39,11 +39,11 @@ def load_digits(data_dir: str | None, count: int) -> tuple[torch.Tensor, str]:
     for folder in candidates:
         path = folder / MNIST_TEST
         if path.is_file():
-            raw = gzip.decompress(path.read_bytes())
-            if raw[:4] != b"\x00\x00\x08\x03":
-                raise ValueError(f"{path}: bad IDX magic {raw[:4].hex()} at byte 0, expected 00000803")
-            images = np.frombuffer(raw, dtype=np.uint8, offset=16)[: count * 784].reshape(count, 1, 28, 28)
-            return torch.from_numpy(images.astype(np.float32) / 255.0), str(path)
+            images = read_idx(path)  # the zoo's checked IDX reader: one clear error for a bad file
+            if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) < count:
+                raise ValueError(f"{path}: expected at least {count} images of 28x28, got shape {images.shape}")
+            images = images[:count, None].astype(np.float32) / 255.0
+            return torch.from_numpy(images), str(path)
     generator = torch.Generator().manual_seed(0)
     return torch.rand(count, 1, 28, 28, generator=generator), "random images (no MNIST found)"
 
