@@ -192,7 +192,7 @@ def test_leaderboard_refuses_a_record_with_an_unsafe_model_name(tmp_path, data_r
     path.write_text(json.dumps({**record, "model": "spiking_convnet.x/../../../victim"}))
     line = one_line_exit(capsys, ["leaderboard", "--results", str(results), "--out", str(tmp_path / "board")])
     assert str(path) in line and "'model'" in line
-    assert not list(tmp_path.parent.rglob("*victim*"))
+    assert not list(tmp_path.rglob("*victim*")) and not list(tmp_path.parent.glob("*victim*"))
     path.write_text("{not json")
     assert "not valid JSON" in one_line_exit(capsys, ["leaderboard", "--results", str(results), "--out", str(tmp_path / "b")])
 
