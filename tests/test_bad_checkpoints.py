@@ -150,7 +150,7 @@ def test_a_mirror_symlinked_out_of_its_root_is_neither_read_nor_written(publishe
 
 
 def test_a_card_symlinked_out_of_the_cards_folder_is_not_written(tiny, tmp_path):
-    victim = tmp_path / "victim.md"
+    victim = tmp_path / "precious.md"
     victim.write_text("precious\n")
     cards = tmp_path / "cards"
     cards.mkdir()
