@@ -13,7 +13,8 @@ dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors"
 
 def _entrypoint(arch):
     from zoo.names import check_segment
-    from zoo.registry import create_model, model_entrypoint
+    from zoo.factory import create_model
+    from zoo.registry import model_entrypoint
 
     def entrypoint(pretrained=False, **kwargs):
         if isinstance(pretrained, str):

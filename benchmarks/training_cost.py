@@ -50,7 +50,7 @@ from benchmarks.neuron_speed import cpu_peak_bytes  # noqa: E402
 import zoo  # noqa: E402
 from zoo.checkpoint import write_atomic  # noqa: E402
 from zoo.machine import describe_device  # noqa: E402
-from zoo.registry import create_model  # noqa: E402
+from zoo import create_model  # noqa: E402
 from zoo.train.evaluate import autocast  # noqa: E402
 from zoo.train.loop import PerStepLogits, determinism  # noqa: E402
 from zoo.train.losses import loss_fn  # noqa: E402

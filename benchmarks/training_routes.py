@@ -59,7 +59,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
     import torch
 
     from benchmarks.neuron_speed import cpu_peak_bytes
-    from zoo.registry import create_model
+    from zoo import create_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -213,7 +213,7 @@ def test_a_config_changed_on_the_hub_is_refused(published, tmp_path, monkeypatch
     (served / WEIGHTS).write_bytes((repo / WEIGHTS).read_bytes())
     write_json(served / CONFIG, threshold_times_ten(read_json(repo / CONFIG)))
     monkeypatch.setenv("ZOO_HUB_MIRROR", str(tmp_path / "empty"))
-    monkeypatch.setattr(hub, "download", lambda entry, cache_dir=None: served)
+    monkeypatch.setattr(hub, "download", lambda repo_id, revision, cache_dir=None: served)
     with pytest.raises(CheckpointError, match=rf"{served / CONFIG}: sha256 is .* records"):
         zoo.create_model(NAME, pretrained=True)
     write_json(served / CONFIG, read_json(repo / CONFIG))  # the published content, re-serialised: other bytes

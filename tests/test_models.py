@@ -17,7 +17,8 @@ import zoo.neurons as zn
 from zoo import info
 from zoo.layers import QCFS, TdBatchNorm2d
 from zoo.models import SpikingModel
-from zoo.registry import create_model, list_models
+from zoo import create_model
+from zoo.registry import list_models
 
 ALL = list_models()
 SMALL_WIDTHS = {"ds_resnet": (8, 16, 32), "spiking_resnet19": (8, 16, 32)}

@@ -12,7 +12,8 @@ from .allocator import keep_freed_memory  # noqa: E402
 
 ALLOCATOR_KEEPS_FREED_MEMORY = keep_freed_memory()  # see zoo/allocator.py; ZOO_ALLOCATOR=default opts out
 
-from .registry import create_model, list_models, register_model  # noqa: E402
+from .factory import create_model  # noqa: E402
+from .registry import list_models, register_model  # noqa: E402
 
 
 def create_transform(model, T=None):

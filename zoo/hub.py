@@ -2,6 +2,9 @@
 
 ``resolve_checkpoint(name)`` returns a local checkpoint folder and the ``Pins`` that verify it:
 
+0. ``hf-hub:owner/repo[@revision]``: any checkpoint repository on the Hub (or ``HF_ENDPOINT``),
+   downloaded through ``huggingface_hub.hf_hub_download`` at the revision (default ``main``) with
+   its cache and offline mode; not in the registry, so it is verified as an explicit folder is;
 1. an explicit folder or file: a ``os.PathLike``, or a string that is not a zoo name (``arch.tag``,
    or a registered ``arch``) and exists. A zoo name is always looked up in the registry, even when
    a folder of that name happens to exist in the working directory, so that no folder can stand in
@@ -32,14 +35,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from torch import nn
 
-from .checkpoint import CARD, CONFIG, WEIGHTS, CheckpointError, build_model, load_checkpoint, read_config
-from .names import UnsafeNameError, check_checkpoint_name, check_repo_id, check_segment, confined
-from .registry import PretrainedEntry, Pins, is_model, pretrained_entry, split_name
+from .checkpoint import CARD, CONFIG, WEIGHTS, CheckpointError
+from .names import UnsafeNameError, check_checkpoint_name, check_repo_id, check_revision, check_segment, confined
+from .registry import Pins, is_model, pretrained_entry
 
+HF_HUB_PREFIX = "hf-hub:"  # names of Hub repositories outside the registry, as in timm
 HUB_FILES = (CONFIG, WEIGHTS, CARD)  # what a Hub repository holds
 LOAD_FILES = (CONFIG, WEIGHTS)  # what loading reads, each pinned by sha256
 
@@ -61,16 +63,33 @@ def mirror_folder(hf_hub_id: str, root: Path | None = None) -> Path | None:
     return None if root is None else confined(root, *check_repo_id(hf_hub_id).split("/"))
 
 
-def download(entry: PretrainedEntry, cache_dir: str | Path | None = None) -> Path:
-    """Fetch the files loading reads from the Hugging Face Hub (or its cache) at the entry's
-    revision; the caller verifies them against the entry's digests."""
+def download(repo_id: str, revision: str | None, cache_dir: str | Path | None = None) -> Path:
+    """Fetch the files loading reads from the Hub repository ``repo_id`` (or the local cache) at
+    ``revision``; the caller verifies them."""
     from huggingface_hub import hf_hub_download
 
-    paths = [Path(hf_hub_download(entry.hf_hub_id, filename, revision=entry.revision, cache_dir=cache_dir))
+    paths = [Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir))
              for filename in LOAD_FILES]
     if len({path.parent for path in paths}) != 1:
-        raise CheckpointError(f"{entry.hf_hub_id}: the Hub served {', '.join(LOAD_FILES)} from different snapshots")
+        raise CheckpointError(f"{repo_id}: the Hub served {', '.join(LOAD_FILES)} from different snapshots")
     return paths[0].parent
+
+
+def parse_hf_hub(name: str) -> tuple[str, str | None]:
+    """``hf-hub:owner/repo[@revision]`` -> (repo id, revision or None), both checked as names."""
+    repo_id, at, revision = name[len(HF_HUB_PREFIX):].partition("@")
+    source = f"model name {name[:200]!r}"
+    check_repo_id(repo_id, source)
+    return repo_id, (check_revision(revision, source) if at else None)
+
+
+def _download_named(name: str, cache_dir: str | Path | None) -> Path:
+    repo_id, revision = parse_hf_hub(name)
+    try:
+        return download(repo_id, revision, cache_dir)
+    except Exception as error:  # huggingface_hub raises many types: offline, HTTP, missing repo or file
+        raise CheckpointError(f"{name}: the Hub repository {repo_id!r} at revision {revision or 'main'!r} "
+                              f"could not be read ({type(error).__name__}: {error})") from error
 
 
 def is_zoo_name(name: str) -> bool:
@@ -97,8 +116,11 @@ def _explicit_folder(name: str | os.PathLike) -> Path | None:
 
 
 def resolve_checkpoint(name: str | os.PathLike, cache_dir: str | Path | None = None) -> tuple[Path, Pins | None]:
-    """A local folder holding the checkpoint ``name`` (``arch.tag``, ``arch`` or a path), and the
-    pins the registry gives it (None for an explicit path, verified by its config alone)."""
+    """A local folder holding the checkpoint ``name`` (``arch.tag``, ``arch``, ``hf-hub:...`` or a
+    path), and the pins the registry gives it (None outside the registry: the folder is verified by
+    its own config)."""
+    if isinstance(name, str) and name.startswith(HF_HUB_PREFIX):
+        return _download_named(name, cache_dir), None
     explicit = _explicit_folder(name)
     if explicit is not None:
         return explicit, None
@@ -107,25 +129,10 @@ def resolve_checkpoint(name: str | os.PathLike, cache_dir: str | Path | None = N
     if local is not None and all((local / filename).is_file() for filename in LOAD_FILES):
         return local, entry.pins
     try:
-        return download(entry, cache_dir), entry.pins
+        return download(entry.hf_hub_id, entry.revision, cache_dir), entry.pins
     except Exception as error:  # huggingface_hub raises many types: offline, HTTP, missing repo
         where = f"the local mirror {local}" if local is not None else "no local mirror (set ZOO_HUB_MIRROR)"
         raise CheckpointError(
             f"checkpoint {entry.name!r} not found: tried {where}, then the Hub repository "
             f"{entry.hf_hub_id!r} at revision {entry.revision!r} ({type(error).__name__}: {error})"
         ) from error
-
-
-def load_pretrained(name: str | os.PathLike, weights: bool = True, cache_dir: str | Path | None = None,
-                    **kwargs: Any) -> nn.Module:
-    """The model ``arch.tag`` with its SNN-trained weights (``weights=False``: the same graph, random
-    weights, from the config verified all the same). kwargs override architecture arguments
-    (``T``, ``backend``, ...)."""
-    folder, pins = resolve_checkpoint(name, cache_dir)
-    if not weights:
-        return build_model(read_config(folder, pins), folder / CONFIG, kwargs)
-    model = load_checkpoint(folder, sha256=pins, **kwargs)
-    arch = split_name(str(name))[0]
-    if pins is not None and model.checkpoint_config.architecture != arch:
-        raise CheckpointError(f"{folder / CONFIG}: describes {model.checkpoint_config.architecture!r}, not {arch!r}")
-    return model

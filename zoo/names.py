@@ -18,6 +18,7 @@ from pathlib import Path
 # one path component: starts with a letter or digit; letters, digits, '_' and '-' after it
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _HUB_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+_REVISION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?")
 
 
 class UnsafeNameError(ValueError):
@@ -51,6 +52,16 @@ def check_repo_id(value: object, source: str = "") -> str:
     if len(parts) != 2 or not all(_HUB_PART.fullmatch(p) and "--" not in p and ".." not in p for p in parts):
         raise UnsafeNameError(f"{where}Hub repository id must be 'owner/repo' (letters, digits, '-', '_', '.'; no '..' "
                          f"or '--'; at most 96 characters each), got {value!r}")
+    return value
+
+
+def check_revision(value: object, source: str = "") -> str:
+    """``value`` as a Hub revision: a commit id, tag or branch name (letters, digits, ``.``, ``_``,
+    ``-``; no ``/`` or ``..``)."""
+    where = f"{source}: " if source else ""
+    if not isinstance(value, str) or not _REVISION.fullmatch(value) or ".." in value:
+        raise UnsafeNameError(f"{where}revision must be a Hub commit, tag or branch name (letters, digits, '.', '_', "
+                              f"'-'), got {value!r}"[:400])
     return value
 
 

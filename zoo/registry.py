@@ -1,8 +1,9 @@
 """The model registry: architecture names, their entry points, and the published checkpoints.
 
-Names are ``arch`` (an architecture, random weights) or ``arch.tag`` (an architecture with the
-checkpoint ``tag``; ``pretrained=True`` loads it). Architectures register themselves with
-``@register_model``; an entry point only chooses arguments and returns the module. Checkpoints
+Names are ``arch`` (an architecture) or ``arch.tag`` (a published checkpoint of it); the factory
+above the registry and the Hub code, :func:`zoo.factory.create_model`, builds and loads them.
+Architectures register themselves with ``@register_model``; an entry point only chooses arguments
+and returns the module. Checkpoints
 are data: ``zoo/pretrained.json`` lists each published ``arch.tag`` with its Hub repository, its
 revision and the sha256 of every file a load reads: ``sha256`` of ``model.safetensors`` and
 ``config_sha256`` of ``config.json`` (see ``zoo.hub``). The file is parsed strictly (format
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -24,14 +24,13 @@ from typing import Any, Callable
 from torch import nn
 
 from .config import ConfigError, brief, check_sha256, parse_json, read_limited
-from .names import check_checkpoint_name, check_repo_id
+from .names import check_checkpoint_name, check_repo_id, check_revision
 
 PRETRAINED_FILE = Path(__file__).resolve().parent / "pretrained.json"
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _MODULES: dict[str, str] = {}
 REGISTRY_FORMAT = 2  # 2: every entry pins config.json too (config_sha256)
 # a Hub revision: a 40-hex commit, or a branch or tag name (never a path: no '/', no '..')
-_REVISION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -143,10 +142,7 @@ def parse_entry(record: Any, source: str) -> PretrainedEntry:
                           f"got {brief(keys)}")
     check_checkpoint_name(record["name"], source, what="field 'name'")
     check_repo_id(record["hf_hub_id"], f"{source}: field 'hf_hub_id'")
-    revision = record["revision"]
-    if not isinstance(revision, str) or not _REVISION.fullmatch(revision) or ".." in revision:
-        raise ConfigError(f"{source}: field 'revision' must be a Hub commit, tag or branch name (letters, digits, "
-                          f"'.', '_', '-'), got {brief(revision)}")
+    check_revision(record["revision"], f"{source}: field 'revision'")
     check_sha256(record["sha256"], "field 'sha256' (of model.safetensors)", source)
     check_sha256(record["config_sha256"], "field 'config_sha256' (of config.json)", source)
     return PretrainedEntry(**record)
@@ -176,23 +172,6 @@ def list_models(pattern: str | None = None, pretrained: bool = False) -> list[st
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
-
-
-def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """Build ``name`` (``arch`` or ``arch.tag``); with ``pretrained`` load its SNN-trained weights.
-
-    A tag without ``pretrained`` builds the architecture with the checkpoint's configuration
-    (neuron, T, classes) and random weights. kwargs override the architecture's defaults; with
-    ``pretrained`` they must agree with the checkpoint, and weights whose shapes no longer fit
-    fail loading with the mismatched keys named.
-    """
-    arch, tag = split_name(name)
-    model_entrypoint(arch)  # validate the name early
-    if pretrained or tag is not None:
-        from .hub import load_pretrained
-
-        return load_pretrained(name, weights=pretrained, **kwargs)
-    return _ENTRYPOINTS[arch](**kwargs)
 
 
 def build_architecture(arch: str, **kwargs: Any) -> nn.Module:

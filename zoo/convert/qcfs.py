@@ -39,7 +39,7 @@ from torch import nn
 
 from ..layers import QCFS, BasicBlock, create_act
 from ..neurons.lif import RECTANGLE
-from ..registry import create_model
+from ..registry import build_architecture
 
 AFFINE = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)
 WEIGHTED = (nn.Conv2d, nn.Linear)
@@ -146,6 +146,6 @@ def qcfs_to_snn(ann: nn.Module, arch: str, kind: str, T: int, m: int = 0, n: int
     with IF (``kind="if"``) or multi-bit (``kind="multibit"``) neurons, running T steps."""
     converted = convert_module(ann, kind, m, n)
     kwargs = {**ann.arch_kwargs, "neuron": neuron_spec(ann, kind, m, n), "T": T}
-    snn = create_model(snn_arch(arch), **kwargs).to(next(ann.parameters()).device)
+    snn = build_architecture(snn_arch(arch), **kwargs).to(next(ann.parameters()).device)
     snn.load_state_dict(converted.state_dict(), strict=True)
     return snn.eval()

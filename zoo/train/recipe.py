@@ -61,7 +61,7 @@ from ..layers.encoding import check_frame_count
 from ..names import UnsafeNameError, check_checkpoint_name, check_segment
 from ..neurons.spec import SpecError
 from ..neurons.spec import parse as spec_parse
-from ..registry import create_model, is_model
+from ..registry import build_architecture, is_model
 
 MAX_RECIPE_BYTES = 1 << 20  # the recipes in recipes/ are 2-3 kB
 MAX_DEPTH = 32  # levels of nesting in a recipe (they use 4)
@@ -685,6 +685,6 @@ def build_model(recipe: Recipe, source: str, **options: Any) -> nn.Module:
     """The recipe's model (``options``: ``backend``, ...). The architecture checks the keywords
     the recipe cannot know; a keyword it refuses is the recipe's error, named as such."""
     try:
-        return create_model(recipe.model.arch, **options, **recipe.model.kwargs)
+        return build_architecture(recipe.model.arch, **options, **recipe.model.kwargs)
     except (TypeError, ValueError) as error:
         raise _fail(source, "model.kwargs", f"does not build {recipe.model.arch!r}: {error}") from None
