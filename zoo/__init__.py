@@ -4,7 +4,15 @@
 >>> model = zoo.create_model("spiking_convnet", T=4, neuron="mlf")  # random weights
 >>> zoo.list_models("ds_resnet*")                                     # registered architectures
 >>> zoo.list_models(pretrained=True)                                  # published checkpoints
+
+``import zoo`` is light: the names below load their modules (and PyTorch) on first use (PEP 562),
+so that the ``zoo`` command starts at once and imports only what its subcommand needs.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -12,8 +20,20 @@ from .allocator import keep_freed_memory  # noqa: E402
 
 ALLOCATOR_KEEPS_FREED_MEMORY = keep_freed_memory()  # see zoo/allocator.py; ZOO_ALLOCATOR=default opts out
 
-from .factory import create_model  # noqa: E402
-from .registry import list_models, register_model  # noqa: E402
+# public name -> the module that defines it, imported when the name is first used
+_LAZY = {"create_model": ".factory", "list_models": ".registry", "register_model": ".registry"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def create_transform(model, T=None):
