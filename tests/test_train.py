@@ -36,7 +36,7 @@ from zoo.train.ema import WeightEMA
 from zoo.train.distributed import Context
 from zoo.train.losses import loss_fn
 from zoo.train.optim import lr_at
-from zoo.train.recipe import Cosine, Step
+from zoo.train.recipe import Cosine, RecipeError, Step
 from zoo.train.state import StateError, capture_rng, load_state, restore_rng, save_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +130,57 @@ def test_resume_refuses_another_recipe_and_reuse_without_resume(straight, data_r
         run(NOISE, straight, data_root, [*TINY, "train.optimizer.lr=0.5"], resume=True)
     with pytest.raises(StateError, match="--resume"):
         run(NOISE, straight, data_root, TINY)
+
+
+FINE_TUNE = ["model.kwargs.channels=4", "model.kwargs.T=2", "train.epochs=1", "train.batch_size=16",
+             "data.eval_batch_size=32"]
+
+
+def test_fine_tune_with_a_new_head_and_frozen_layers(straight, tmp_path, data_root):
+    """The LIF recipe at T = 2 started from the noise run's checkpoint (IF neurons, T = 4): every
+    weight copied but the classifier (12 classes instead of 10), the first conv block frozen, the
+    lineage in the config and the card."""
+    parent = straight / "checkpoint"
+    init = f"model.init={{checkpoint: '{parent}', new_classifier: false, freeze: ['features.0.*']}}"
+    folder = run(LIF, tmp_path, data_root, [*FINE_TUNE, "model.kwargs.num_classes=12", init])
+    config = CheckpointConfig.load(folder / "config.json")
+    parent_config = CheckpointConfig.load(parent / "config.json")
+    lineage = config.metrics["lineage"]
+    assert (lineage["name"], lineage["weights_sha256"]) == (parent_config.name, parent_config.weights_sha256)
+    assert lineage["fresh"] == ["head.fc.bias", "head.fc.weight"] and lineage["not_used"] == lineage["fresh"]
+    assert lineage["frozen"] == ["features.0.conv.weight", "features.0.bn.weight", "features.0.bn.bias"]
+    before, after = load_file(parent / "model.safetensors"), load_file(folder / "model.safetensors")
+    assert all(torch.equal(before[key], after[key]) for key in lineage["frozen"])
+    assert not torch.equal(before["features.1.conv.weight"], after["features.1.conv.weight"])
+    assert after["head.fc.weight"].shape == (12, before["head.fc.weight"].shape[1])
+    assert config.recipe["model"]["init"] == {"checkpoint": str(parent), "new_classifier": False,
+                                              "freeze": ["features.0.*"]}
+    assert f"fine-tuned (backpropagation through time with surrogate gradients) from the checkpoint " \
+           f"`{parent_config.name}`" in render_card(config, "snnzoo/x")
+
+
+def test_fine_tune_from_the_command_line(straight, tmp_path, data_root):
+    out = tmp_path / "run"
+    args = [str(LIF), "--init-from", str(straight / "checkpoint"), "--out", str(out), "--data-dir", str(data_root),
+            "--device", "cpu", "--no-progress", *(f"--set={item}" for item in FINE_TUNE)]
+    assert train_main(args) == 0
+    config = CheckpointConfig.load(out / "checkpoint" / "config.json")
+    assert config.metrics["lineage"]["fresh"] == [] and config.recipe["model"]["init"]["freeze"] == []
+    new_head = [*FINE_TUNE, f"model.init={{checkpoint: '{straight / 'checkpoint'}', new_classifier: true, freeze: []}}"]
+    lineage = CheckpointConfig.load(run(LIF, tmp_path / "new", data_root, new_head) / "config.json").metrics["lineage"]
+    assert lineage["fresh"] == ["head.fc.bias", "head.fc.weight"] == lineage["not_used"]
+    assert any(item.startswith("model.init=") for item in config.recipe["overrides"])
+
+
+def test_fine_tune_refuses_another_architecture_and_unknown_freeze_patterns(straight, tmp_path, data_root):
+    parent = straight / "checkpoint"
+    wider = [*FINE_TUNE, "model.kwargs.channels=8", f"model.init={{checkpoint: '{parent}', new_classifier: true, "
+             "freeze: []}"]
+    with pytest.raises(RecipeError, match=r"model.init.checkpoint.*features.0.conv.weight.*must be the parent's"):
+        run(LIF, tmp_path / "a", data_root, wider)
+    typo = [*FINE_TUNE, f"model.init={{checkpoint: '{parent}', new_classifier: true, freeze: ['feature.0.*']}}"]
+    with pytest.raises(RecipeError, match=r"model.init.freeze.*'feature.0.\*' matches no parameter"):
+        run(LIF, tmp_path / "b", data_root, typo)
 
 
 def test_checkpoint_folder(straight):

@@ -52,7 +52,7 @@ def render_card(config: CheckpointConfig, hf_hub_id: str, source: str = "config"
     title = DATASET_TITLES.get(dataset, dataset)
     records = evaluations(config)
     front = _guarded(source, "metrics.evaluations", _front_matter, config, hf_hub_id, neuron_name, title, records)
-    provenance = _guarded(source, "recipe.convert", _provenance, config)
+    provenance = _guarded(source, "recipe.convert or metrics.lineage", _provenance, config)
     training = _guarded(source, "metrics.train", _training, config)
     results = _guarded(source, "metrics.evaluations", _results_table, records)
     reproduce = _guarded(source, "metrics.evaluations", _reproduce, config, records)
@@ -159,6 +159,14 @@ def _provenance(config: CheckpointConfig) -> str:
     if kind == "noisy_t1_to_tn":
         return (f"The weights were trained at T=1 with noisy IF neurons and run here at T={config.T} as IF "
                 "neurons (`zoo/convert/noise.py`).")
+    lineage = config.metrics.get("lineage")
+    if isinstance(lineage, dict):
+        frozen = len(lineage.get("frozen", []))
+        fresh = ", ".join(f"`{key}`" for key in lineage.get("fresh", [])) or "none"
+        return (f"The weights are fine-tuned (backpropagation through time with surrogate gradients) from the "
+                f"checkpoint `{lineage['name']}` (`{lineage['checkpoint']}`, weights sha256 "
+                f"`{lineage['weights_sha256']}`, verified by {lineage['pinned_by']}): {lineage['copied']} tensors "
+                f"copied, started fresh: {fresh}; {frozen} parameter tensors frozen (`zoo/train/init.py`).")
     return "The weights are SNN-trained: backpropagation through time with surrogate gradients."
 
 

@@ -5,7 +5,10 @@ One process: ``zoo train recipes/lif_spiking_convnet_fashion_mnist_t4.yaml``. Se
 
     torchrun --nproc_per_node 4 -m zoo.train recipes/....yaml
 
-``--check`` validates the recipe and builds its model without training. ``--convert-from RUN``
+``--check`` validates the recipe and builds its model without training. ``--init-from CHECKPOINT``
+fine-tunes: the model starts from that checkpoint's weights (a published ``arch.tag``, a checkpoint
+folder or ``hf-hub:owner/repo[@revision]``; the recipe field ``model.init``, :mod:`zoo.train.init`),
+with a new classifier where the recipe's ``num_classes`` differs. ``--convert-from RUN``
 converts the finished run in RUN as this recipe's ``convert`` section says, without training.
 
 Exit status: 0 done, 2 bad input (recipe, data, run folder, a file that cannot be read or
@@ -16,7 +19,9 @@ non-finite (one line naming the epoch and the step).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from ..data.errors import FormatError, MissingDataError
@@ -46,6 +51,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--convert-from", default=None, metavar="RUN",
                    help="do not train: convert the finished run in the folder RUN (the same recipe but for its name, "
                         "method, source and convert fields) as this recipe says, e.g. one ANN twin as IF and as multi-bit")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start from this checkpoint's weights (arch.tag, a checkpoint folder or "
+                        "hf-hub:owner/repo[@rev]); sets model.init.checkpoint, keeping the recipe's other init fields")
     p.add_argument("--stop-after", type=_positive, default=None, metavar="EPOCHS",
                    help="stop (state saved, resumable) once this many epochs are done")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -82,6 +90,11 @@ def _one_line(error: Exception) -> str:
 
 def _check_or_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
+    if args.init_from is not None:  # an override of model.init, recorded with the others
+        init = {"new_classifier": False, "freeze": [], **(asdict(recipe.model.init) if recipe.model.init else {}),
+                "checkpoint": args.init_from}
+        args.overrides = [*args.overrides, f"model.init={json.dumps(init)}"]
+        recipe = load_recipe(args.recipe, args.overrides)
     if args.check:
         model = build_model(recipe, args.recipe)
         params = sum(p.numel() for p in model.parameters())

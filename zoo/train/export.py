@@ -3,7 +3,9 @@
 It holds ``model.safetensors``, ``config.json`` (a :class:`zoo.config.CheckpointConfig`: the
 recipe's ``arch.tag`` name, the data set's ``describe()``, the complete recipe with the file it
 came from and the ``--set`` overrides, and ``metrics.train``: final train statistics, the run's
-own test top-1, wall time, images/s, peak memory, and for converted networks accuracy against T)
+own test top-1, wall time, images/s, peak memory, and for converted networks accuracy against T;
+``metrics.lineage`` for a fine-tuned model: the parent checkpoint and its sha256, what was copied,
+started fresh and frozen, :mod:`zoo.train.init`)
 and ``train_log.csv`` (the per-epoch log). Evaluations proper are added later by the evaluation
 harness; the model card is written when the checkpoint is published. The folder's files are
 written atomically, under the lock of its ``config.json`` that ``zoo eval --write-checkpoint``
@@ -69,12 +71,13 @@ def train_metrics(rows: list[dict[str, str]], final_eval: dict[str, float], ctx:
 
 
 def export_checkpoint(model: nn.Module, recipe: Recipe, out: Path, train_set: Dataset, ctx: Context,
-                      rows: list[dict[str, str]], final_eval: dict[str, float], conversion: dict[str, Any] | None, *,
-                      recipe_file: str | None, overrides: list[str]) -> Path:
+                      rows: list[dict[str, str]], final_eval: dict[str, float], conversion: dict[str, Any] | None,
+                      lineage: dict[str, Any] | None, *, recipe_file: str | None, overrides: list[str]) -> Path:
     described = train_set.describe()
     metrics = train_metrics(rows, final_eval, ctx, recipe)
     if conversion is not None:
         metrics["conversion"] = conversion
+    lineage_metrics = {"lineage": lineage} if lineage is not None else {}
     config = CheckpointConfig(
         name=recipe.name,
         architecture=recipe.name.partition(".")[0],
@@ -82,7 +85,7 @@ def export_checkpoint(model: nn.Module, recipe: Recipe, out: Path, train_set: Da
         input=input_spec(described),
         dataset=described,
         recipe={**recipe.to_dict(), "file": recipe_path(recipe_file), "overrides": list(overrides)},
-        metrics={"train": metrics},
+        metrics={"train": metrics, **lineage_metrics},
     )
     folder = out / "checkpoint"
     with file_lock(folder / CONFIG_LOCK):

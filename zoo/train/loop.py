@@ -42,6 +42,7 @@ from .ema import WeightEMA
 from .evaluate import autocast, evaluate
 from .export import export_checkpoint
 from .files import LockedError, file_lock, remove_stale_tmp
+from .init import initialise
 from .log import MetricsLog, peak_memory_mb, reset_peak_memory
 from .losses import loss_fn
 from .optim import build_optimizer, lr_at, set_lr
@@ -133,6 +134,9 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
     train_cfg = recipe.train
     seed_everything(recipe.seed)
     model = build_model(recipe, recipe_file or "recipe", backend=backend).to(ctx.device)
+    lineage = None  # fine-tuning: the parent's weights and the frozen parameters (restored runs too)
+    if recipe.model.init is not None and convert_from is None:
+        lineage = initialise(model, recipe.model.init, recipe_file or "recipe")
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     seed_everything(recipe.seed + ctx.rank)
@@ -191,7 +195,7 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
         result = None
         if log is not None:
             result = export_checkpoint(model, recipe, out, train_set, ctx, log.rows(), final_eval, conversion,
-                                       recipe_file=recipe_file, overrides=overrides)
+                                       lineage, recipe_file=recipe_file, overrides=overrides)
     distributed.barrier(ctx)
     return result
 

@@ -30,7 +30,7 @@ Layout (see any file in ``recipes/``)::
     source: "..."                        # where the hyperparameters come from
     seed: 0
     deterministic: true
-    model: {arch, kwargs}                # zoo.create_model(arch, **kwargs)
+    model: {arch, kwargs, init}          # zoo.create_model(arch, **kwargs); init: null | {checkpoint, freeze}
     data: {dataset, params, sample_augment, pipeline, workers, eval_batch_size, train_limit, test_limit,
            augment: {crop_padding, hflip, alternate_flip, autoaugment, cutout}}
     train: {epochs, batch_size, accumulation, loss, label_smoothing, optimizer: {...},
@@ -120,9 +120,21 @@ RATE = "(0, 1000]"  # learning rates
 
 
 @dataclass
+class Init:
+    """Fine-tuning: start from a checkpoint's weights instead of the architecture's initialisation
+    (:mod:`zoo.train.init`): every weight whose name, shape and dtype match is copied; a new
+    classifier and the neurons' own parameters may start fresh, nothing else may."""
+
+    checkpoint: str  # a published arch.tag, a checkpoint folder, or hf-hub:owner/repo[@revision]
+    new_classifier: bool  # true: the classifier starts fresh (a new task); false: copied where its shape fits
+    freeze: list[str]  # glob patterns of parameter names kept fixed, e.g. "features.0.*"; [] trains all
+
+
+@dataclass
 class Model:
     arch: str  # a registered architecture (zoo.list_models())
     kwargs: dict[str, Any]  # every keyword of the architecture: num_classes, in_chans, T, neuron, ...
+    init: Optional[Init]  # null: the architecture's own initialisation
 
 
 @dataclass
