@@ -233,6 +233,21 @@ class SpikingModel(nn.Module):
 
         return create_transform(self)
 
+    def save_pretrained(self, folder: Any, **kwargs: Any) -> Any:
+        """Write this model as the checkpoint folder ``zoo publish`` assembles (model.safetensors,
+        config.json, README.md): :func:`zoo.sharing.save_pretrained` (``name``, ``config``, ``repo_id``)."""
+        from ..sharing import save_pretrained
+
+        return save_pretrained(self, folder, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Upload this model as the Hub repository ``repo_id``; returns the commit id:
+        :func:`zoo.sharing.push_to_hub` (``token``, ``revision``, ``private``, ``commit_message``,
+        ``name``, ``config``)."""
+        from ..sharing import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
     def extra_repr(self) -> str:
         return f"T={self.T}, neuron={self.neuron_spec['name']!r}"
 
