@@ -1,15 +1,38 @@
-"""The ``zoo`` command line. Each subcommand lives in its own module; this file only wires them."""
+"""The ``zoo`` command line: each subcommand lives in its own module, imported only when it runs.
+
+``zoo --help``, ``zoo list`` and ``zoo info ARCH.TAG`` import no PyTorch and start at once; a
+subcommand that computes (``eval``, ``train``, ``neurons``, ``publish``, ``info ARCH``) imports
+what it needs when it is chosen. ``COMMANDS`` is the one list of subcommands: for ``zoo --help``
+each is a stub with its one-line help, and the chosen one is replaced by its module's full parser.
+
+Every user error is one line naming what was wrong and what was expected, with exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from typing import NamedTuple
 
 from . import __version__
-from . import info, publish
-from .evaluation import cli as evaluation_cli
-from .neurons import demo as neuron_demo
-from .train import cli as train_cli
+from .suggest import unknown
+
+
+class Command(NamedTuple):
+    module: str  # defines add_parser(commands), which registers the subcommand (and run)
+    help: str
+
+
+COMMANDS = {
+    "list": Command("zoo.listing", "registered architectures, or published checkpoints with --pretrained"),
+    "info": Command("zoo.info", "what a checkpoint (arch.tag) is, or an architecture's defaults and modules"),
+    "eval": Command("zoo.evaluation.cli", "evaluate a checkpoint: accuracy, firing, SOPs, energy, NeuroBench metrics, speed"),
+    "leaderboard": Command("zoo.evaluation.cli", "regenerate the results CSVs, leaderboard.md and plots"),
+    "train": Command("zoo.train.cli", "train a model from a recipe file (recipes/*.yaml)"),
+    "publish": Command("zoo.publish", "assemble a checkpoint's Hub repository and upload it"),
+    "neurons": Command("zoo.neurons.demo", "run every neuron on a real input, compare backends"),
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -20,21 +43,37 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="zoo", description="snnzoo: a model zoo of spiking neural networks")
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line: its first word that is not an option (``zoo``
+    itself takes no option with a value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``zoo`` parser with the full parser of the subcommand ``argv`` names (every subcommand's
+    when ``argv`` is None) and stubs for the others."""
+    parser = OneLineParser(prog="zoo", description="snnzoo: a model zoo of spiking neural networks",
+                           epilog="`zoo COMMAND --help` describes one command.")
     parser.add_argument("--version", action="version", version=f"snnzoo {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    neuron_demo.add_parser(commands)
-    info.add_parser(commands)
-    publish.add_parser(commands)
-    evaluation_cli.add_parser(commands)
-    train_cli.add_parser(commands)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = COMMANDS if argv is None else {chosen_command(argv)}
+    for name in wanted:
+        if name in COMMANDS and name not in commands.choices:
+            importlib.import_module(COMMANDS[name].module).add_parser(commands)
+    for name, command in COMMANDS.items():
+        if name not in commands.choices:
+            commands.add_parser(name, help=command.help)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``zoo`` console script; ``argv=None`` means this process's own command line."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    name = chosen_command(argv)
+    if name is not None and name not in COMMANDS:
+        print(f"zoo: error: {unknown('command', name, COMMANDS)}; `zoo --help` lists them", file=sys.stderr)
+        return 2
+    args = build_parser(argv).parse_args(argv)
     return int(args.run(args) or 0)
 
 

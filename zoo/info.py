@@ -1,8 +1,17 @@
-"""``zoo info NAME``: an architecture's defaults, parameter count, checkpoints and module summary.
+"""``zoo info NAME``: what a published checkpoint is, or an architecture's defaults and modules.
 
-The summary lists the modules down to ``--depth`` levels of nesting with their parameter counts
-and the output shape of one forward pass at the default input size (T = 1, batch 1, evaluation
-mode), given per step and per sample: ``C x H x W`` for feature maps, ``F`` for vectors.
+``zoo info ARCH.TAG`` (or a checkpoint folder) describes the checkpoint from its own files, without
+importing PyTorch: the architecture with the checkpoint's arch kwargs and its parameter count (from
+the ``model.safetensors`` header), neuron, T, input, data set, a summary of the recipe that trained
+it, its recorded evaluations, and where it comes from (the local Hub mirror folder, or the Hub id and
+revision) with the sha256 pins of ``zoo/pretrained.json`` checked against the files.
+
+``zoo info ARCH`` builds the architecture with its defaults and prints its parameter count and a
+module summary down to ``--depth`` levels of nesting: parameter counts and the output shape of one
+forward pass at the default input size (T = 1, batch 1, evaluation mode), given per step and per
+sample: ``C x H x W`` for feature maps, ``F`` for vectors.
+
+An unknown name is one line with the closest known names (:mod:`zoo.suggest`) and exit status 2.
 """
 
 from __future__ import annotations
@@ -10,26 +19,218 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
-import torch
-from torch import nn
+from . import catalog
+from .config import CheckpointConfig, ConfigError
+from .names import UnsafeNameError
+from .suggest import unknown
 
-from .registry import build_architecture, list_models, split_name
+LISTING = "`zoo list` shows every architecture, `zoo list --pretrained` every checkpoint"
 
 
 def add_parser(commands) -> None:
-    p = commands.add_parser("info", help="an architecture's defaults, parameter count and module summary")
-    p.add_argument("name", help="registered architecture (or arch.tag)")
-    p.add_argument("--depth", type=int, default=2, help="nesting depth of the module summary (default 2)")
+    p = commands.add_parser("info", help="what a checkpoint (arch.tag) is, or an architecture's defaults and modules",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="published checkpoint arch.tag, a checkpoint folder, or an architecture")
+    p.add_argument("--depth", type=int, default=2, help="nesting depth of an architecture's module summary (default 2)")
     p.set_defaults(run=run)
 
 
-def count_params(module: nn.Module) -> int:
+def run(args: argparse.Namespace) -> int:
+    try:
+        if _is_folder(args.name):
+            print(describe_folder(Path(args.name)))
+        elif "." in args.name:
+            print(describe_published(args.name))
+        else:
+            return describe_architecture(args.name, args.depth)
+    except (catalog.CatalogError, ConfigError, UnsafeNameError, OSError) as error:
+        print(f"zoo info: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _is_folder(name: str) -> bool:
+    """A checkpoint folder: holds a config.json and is not a zoo name (a zoo name always means the
+    registry's checkpoint, as in :mod:`zoo.hub`, even where a folder of that name exists)."""
+    if not Path(name, catalog.CONFIG).is_file():
+        return False
+    return name not in catalog.architectures() and name not in catalog.published()
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------
+
+
+def describe_published(name: str) -> str:
+    """The published checkpoint ``name``: from the mirror's files when it holds them, else from the
+    registry entry alone (nothing is downloaded)."""
+    table = catalog.published()
+    if name not in table:
+        arch = name.partition(".")[0]
+        if arch not in catalog.architectures():
+            raise catalog.CatalogError(unknown("architecture", arch, catalog.architectures(), LISTING))
+        raise catalog.CatalogError(unknown("checkpoint", name, table, LISTING))
+    entry = table[name]
+    folder = catalog.mirror_folder(entry)
+    pins = [f"Hub repository {entry.hf_hub_id} at revision {entry.revision}, pinned by zoo/pretrained.json:",
+            f"  {catalog.CONFIG:<17} sha256 {entry.config_sha256}",
+            f"  {catalog.WEIGHTS:<17} sha256 {entry.sha256}"]
+    if folder is None:
+        return "\n".join([f"{name}: published checkpoint of {entry.arch}", *pins,
+                          "not in the local Hub mirror: zoo.create_model(NAME, pretrained=True) downloads and verifies "
+                          "it (set ZOO_HUB_MIRROR to a mirror folder to read it here)"])
+    checks = {catalog.CONFIG: entry.config_sha256, catalog.WEIGHTS: entry.sha256}
+    verdicts = {f: "matches" if catalog.sha256_of(folder / f) == pin else "DIFFERS (loading will refuse it)"
+                for f, pin in checks.items()}
+    pins[1:] = [f"{line}: {verdicts[f]}" for line, f in zip(pins[1:], checks)]
+    config = _config(folder / catalog.CONFIG)
+    return "\n".join([*_checkpoint_lines(config, folder), f"source: local Hub mirror {folder}", *pins])
+
+
+def describe_folder(folder: Path) -> str:
+    """A checkpoint folder of one's own: verified by the sha256 its config records."""
+    config = _config(folder / catalog.CONFIG)
+    weights = folder / catalog.WEIGHTS
+    verdict = "missing" if not weights.is_file() else \
+        "matches" if catalog.sha256_of(weights) == config.weights_sha256 else "DIFFERS (loading will refuse it)"
+    return "\n".join([*_checkpoint_lines(config, folder), f"source: checkpoint folder {folder}",
+                      f"  {catalog.WEIGHTS} sha256 {config.weights_sha256} (recorded in its config): {verdict}"])
+
+
+def _config(path: Path) -> CheckpointConfig:
+    return CheckpointConfig.loads(path.read_bytes(), str(path))
+
+
+def _checkpoint_lines(config: CheckpointConfig, folder: Path) -> list[str]:
+    weights = folder / catalog.WEIGHTS
+    counts = catalog.tensor_counts(weights) if weights.is_file() else None
+    params = f"{counts.parameters:,} (+ {counts.buffers:,} batch-norm buffer values)" if counts else "unknown (no weights)"
+    kwargs = {k: v for k, v in config.arch_kwargs.items() if k != "neuron"}
+    lines = [f"{config.name}: checkpoint of {config.architecture}",
+             f"parameters: {params}",
+             f"neuron: {format_spec(config.arch_kwargs.get('neuron'))}",
+             f"T: {config.T}",
+             f"input: {_input(config)}",
+             f"dataset: {_dataset(config.dataset)}",
+             f"recipe: {_recipe(config.recipe, config.metrics)}",
+             "arch kwargs (zoo.create_model(arch, **kwargs) rebuilds this graph):",
+             *(f"  {key} = {json.dumps(value)}" for key, value in kwargs.items())]
+    evaluations = config.metrics.get("evaluations") or []
+    lines.append("evaluations:" if evaluations else "evaluations: none recorded")
+    lines += [f"  {_evaluation(r)}" for r in evaluations if isinstance(r, dict)]
+    card = folder / catalog.CARD
+    if card.is_file():
+        lines.append(f"model card: {card}")
+    return lines
+
+
+def format_spec(spec: Any) -> str:
+    """A neuron spec as ``name(key=value, ...)``, the form :func:`zoo.neurons.spec.format` gives."""
+    if isinstance(spec, str) or not isinstance(spec, dict) or "name" not in spec:
+        return str(spec)
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return format_spec(v)
+        return repr(v) if isinstance(v, (str, float)) else json.dumps(v)
+    params = ", ".join(f"{k}={value(v)}" for k, v in spec.items() if k != "name")
+    return f"{spec['name']}({params})" if params else str(spec["name"])
+
+
+def _input(config: CheckpointConfig) -> str:
+    spec = config.input
+    size = " x ".join(map(str, spec.size))
+    norm = f", normalised with mean {spec.mean} and std {spec.std}" if spec.mean else ", not normalised"
+    what = {"direct": "an image repeated at every step (direct encoding)",
+            "frames": "one event frame per step",
+            "repeated_frame": "one integrated event frame, repeated at every step"}.get(spec.encoding, spec.encoding)
+    return f"{size} (C x H x W), {what}{norm}"
+
+
+def _dataset(dataset: dict[str, Any]) -> str:
+    parts = [str(dataset.get("name"))]
+    if dataset.get("split"):
+        parts.append(f"{dataset['split']} split")
+    if isinstance(dataset.get("num_samples"), int):
+        parts.append(f"{dataset['num_samples']:,} samples")
+    if isinstance(dataset.get("num_classes"), int):
+        parts.append(f"{dataset['num_classes']} classes")
+    return ", ".join(parts)
+
+
+def _recipe(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """Method, file, budget, optimiser and schedule of the recipe; conversion; training time."""
+    train = recipe.get("train") if isinstance(recipe.get("train"), dict) else {}
+    optimizer = train.get("optimizer") if isinstance(train.get("optimizer"), dict) else {}
+    schedule = train.get("schedule") if isinstance(train.get("schedule"), dict) else {}
+    parts = [f"method {recipe.get('method')}"]
+    if recipe.get("file"):
+        parts.append(str(recipe["file"]))
+    if train:
+        parts.append(f"{train.get('epochs')} epochs of batch {train.get('batch_size')}, {train.get('loss')} loss, "
+                     f"{optimizer.get('name')} lr {optimizer.get('lr')}, {schedule.get('name')} schedule")
+    if isinstance(recipe.get("convert"), dict):
+        convert = recipe["convert"]
+        parts.append(f"converted ({convert.get('kind')}, T={convert.get('T')})")
+    seconds = (metrics.get("train") or {}).get("train_time_s") if isinstance(metrics.get("train"), dict) else None
+    if isinstance(seconds, (int, float)):
+        parts.append(f"{seconds / 60:.0f} min of training steps")
+    return "; ".join(parts)
+
+
+def _evaluation(record: dict[str, Any]) -> str:
+    def number(key: str, fmt: str) -> str:
+        value = record.get(key)
+        return fmt.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+    return (f"{record.get('dataset')}/{record.get('split')} T={record.get('T')}: top-1 {number('top1', '{:.2f}')} %, "
+            f"top-5 {number('top5', '{:.2f}')} %, firing rate {number('firing_rate', '{:.3f}')}, "
+            f"SOPs {number('sops_per_sample', '{:.4g}')} / sample, energy {number('energy_uj_per_sample', '{:.3g}')} µJ "
+            f"/ sample ({number('samples', '{:,}')} samples)")
+
+
+# ---- architectures -------------------------------------------------------------------------------
+
+
+def describe_architecture(arch: str, depth: int) -> int:
+    """Build ``arch`` with its defaults (this imports PyTorch) and print its summary."""
+    if arch not in catalog.architectures():
+        print(f"zoo info: {unknown('architecture', arch, catalog.architectures(), LISTING)}", file=sys.stderr)
+        return 2
+    from .registry import build_architecture
+
+    model = build_architecture(arch)
+    print(f"{arch}: {type(model).__module__}.{type(model).__name__}")
+    print(f"parameters: {count_params(model):,}")
+    print(f"default input: {list(model.default_input_size)} (C, H, W), T = {model.T}")
+    print(f"neuron layers: {sum(1 for _ in model.neurons())}")
+    checkpoints = catalog.match(sorted(catalog.published()), f"{arch}.*")
+    print(f"checkpoints: {', '.join(checkpoints) if checkpoints else 'none published'} (zoo info ARCH.TAG describes one)")
+    print("default kwargs (create_model(arch, **kwargs) rebuilds this graph):")
+    for key, value in model.arch_kwargs.items():
+        print(f"  {key} = {json.dumps(value)}")
+
+    names = [n for n, _ in model.named_modules() if n and n.count(".") < depth]
+    shapes = output_shapes(model, names)
+    modules = dict(model.named_modules())
+    rows = [(n, type(modules[n]).__name__, f"{count_params(modules[n]):,}", shapes.get(n, "")) for n in names]
+    header = ("module", "type", "params", "output / step / sample")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+    print()
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
+    return 0
+
+
+def count_params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def output_shapes(model: nn.Module, names: list[str]) -> dict[str, str]:
+def output_shapes(model, names: list[str]) -> dict[str, str]:
     """Per-step, per-sample output shape of the named modules in one forward pass at T = 1."""
+    import torch
+
     shapes: dict[str, str] = {}
     modules = dict(model.named_modules())
 
@@ -51,32 +252,3 @@ def output_shapes(model: nn.Module, names: list[str]) -> dict[str, str]:
         for handle in handles:
             handle.remove()
     return shapes
-
-
-def run(args: argparse.Namespace) -> int:
-    arch, _ = split_name(args.name)
-    try:
-        model = build_architecture(arch)
-    except ValueError as err:  # unknown name: the registry's message lists similar ones
-        print(f"zoo info: {err}", file=sys.stderr)
-        return 2
-    print(f"{arch}: {type(model).__module__}.{type(model).__name__}")
-    print(f"parameters: {count_params(model):,}")
-    print(f"default input: {list(model.default_input_size)} (C, H, W), T = {model.T}")
-    print(f"neuron layers: {sum(1 for _ in model.neurons())}")
-    checkpoints = list_models(f"{arch}.*", pretrained=True)
-    print(f"checkpoints: {', '.join(checkpoints) if checkpoints else 'none published'}")
-    print("default kwargs (create_model(arch, **kwargs) rebuilds this graph):")
-    for key, value in model.arch_kwargs.items():
-        print(f"  {key} = {json.dumps(value)}")
-
-    names = [n for n, _ in model.named_modules() if n and n.count(".") < args.depth]
-    shapes = output_shapes(model, names)
-    modules = dict(model.named_modules())
-    rows = [(n, type(modules[n]).__name__, f"{count_params(modules[n]):,}", shapes.get(n, "")) for n in names]
-    header = ("module", "type", "params", "output / step / sample")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
-    print()
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
-    return 0

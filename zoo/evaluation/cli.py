@@ -4,9 +4,19 @@
     zoo eval path/to/checkpoint/ --limit 1000 --device cpu
     zoo leaderboard
 
-A user error (a bad argument, a checkpoint or data set that cannot be read, an unsafe name, a
-damaged record, a results folder that cannot be written) prints one line naming the file or
-argument and exits with status 2.
+A user error (an unknown checkpoint, architecture or data set, with the closest names; a missing
+data folder; a checkpoint or data file that cannot be read; an unsafe name; a damaged record; a
+results folder that cannot be written) prints one line naming the file or argument and what was
+expected, and exits with status 2.
+
+``--force`` measures a stored record again; the record file is rewritten only where a result
+differs (``zoo.evaluation.records.remeasured``): the same results leave it as it is, with the
+timing of the machine that measured it, and this run's timing is printed.
+
+Beside the zoo's SOPs and energy, every record holds NeuroBench's metrics under their names
+(Footprint, ConnectionSparsity, ActivationSparsity, SynapticOperations as Effective_MACs,
+Effective_ACs and Dense, MembraneUpdates); ``zoo.evaluation.neurobench`` gives the definitions and
+where they differ from the zoo's counts.
 """
 
 from __future__ import annotations
@@ -16,11 +26,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from . import energy, harness, leaderboard
+from . import DEFAULT_RESULTS, energy
 
 
 def add_parser(commands) -> None:
-    p = commands.add_parser("eval", help="evaluate a checkpoint: accuracy, firing, SOPs, energy, speed",
+    p = commands.add_parser("eval", help="evaluate a checkpoint: accuracy, firing, SOPs, energy, NeuroBench metrics, speed",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="checkpoint: arch.tag (published) or a checkpoint folder")
     p.add_argument("--dataset", default=None, help="zoo.data name (default: the dataset it was trained on)")
@@ -30,7 +40,7 @@ def add_parser(commands) -> None:
     p.add_argument("--batch-size", type=_at_least(1), default=128)
     p.add_argument("--limit", type=_at_least(1), default=None, help="evaluate the first N samples only")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
-    p.add_argument("--out", default=str(harness.DEFAULT_RESULTS), help="results folder (default: %(default)s)")
+    p.add_argument("--out", default=str(DEFAULT_RESULTS), help="results folder (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute records that already exist")
     p.add_argument("--seed", type=_at_least(0), default=0)
     p.add_argument("--workers", type=_at_least(0), default=0, help="DataLoader worker processes")
@@ -41,8 +51,8 @@ def add_parser(commands) -> None:
     p.set_defaults(run=_one_line_errors(run_eval, "zoo eval"))
 
     p = commands.add_parser("leaderboard", help="regenerate the results CSVs, leaderboard.md and plots")
-    p.add_argument("--results", default=str(harness.DEFAULT_RESULTS), help="records folder (default: %(default)s)")
-    p.add_argument("--out", default=str(harness.DEFAULT_RESULTS.parent),
+    p.add_argument("--results", default=str(DEFAULT_RESULTS), help="records folder (default: %(default)s)")
+    p.add_argument("--out", default=str(DEFAULT_RESULTS.parent),
                    help="folder for leaderboard.md and plots/ (default: %(default)s)")
     p.add_argument("--references", default=None, help="published results CSV (default: OUT/references.csv)")
     p.set_defaults(run=_one_line_errors(run_leaderboard, "zoo leaderboard"))
@@ -50,15 +60,29 @@ def add_parser(commands) -> None:
 
 def _one_line_errors(command: Callable[[argparse.Namespace], int], prog: str) -> Callable[[argparse.Namespace], int]:
     """``command`` with its user errors printed as one line and exit status 2. The zoo's errors
-    about input (checkpoint, config, record, name, data format) are all ValueErrors; missing data
-    is a FileNotFoundError of its own, and a folder that cannot be written an OSError."""
+    about input (checkpoint, config, record, name, data format) are all ValueErrors, a data set
+    that cannot be read a ``zoo.data.errors.DataError``, and a folder that cannot be written an
+    OSError."""
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (ValueError, OSError) as error:
-            print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
+        except Exception as error:
+            if not (isinstance(error, (ValueError, OSError)) or _data_error(error)):
+                raise
+            hint = ""
+            if _data_error(error, "MissingDataError") and getattr(args, "data_dir", "") is None:
+                hint = " On the command line: --data-dir DIR."
+            print(f"{prog}: {' '.join(str(error).split())}{hint}", file=sys.stderr)
             return 2
     return run
+
+
+def _data_error(error: Exception, kind: str = "DataError") -> bool:
+    """``error`` is a ``zoo.data.errors`` class ``kind``, looked up only where that module was
+    imported: a process that has not read data raised none, and importing it imports PyTorch,
+    which the fast error paths (an unknown name) do not."""
+    errors = sys.modules.get("zoo.data.errors")
+    return errors is not None and isinstance(error, getattr(errors, kind))
 
 
 def _at_least(low: int) -> Callable[[str], int]:
@@ -84,6 +108,9 @@ def _time_steps(text: str) -> list[int]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    _check_model_name(args.model)
+    from . import harness
+
     results = harness.evaluate_checkpoint(
         args.model, args.dataset, Ts=args.T, split=args.split, data_dir=args.data_dir, batch_size=args.batch_size,
         results=args.out, limit=args.limit, device=args.device, force=args.force, seed=args.seed,
@@ -93,7 +120,30 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_model_name(name: str) -> None:
+    """An ``arch.tag`` or ``arch`` that is not a folder must be a published checkpoint (or an
+    architecture that has one): checked from the registry file before PyTorch is imported, with the
+    closest names in the error."""
+    from zoo import catalog
+    from zoo.suggest import unknown
+
+    if Path(name).exists() or name.startswith("hf-hub:") or "/" in name:
+        return
+    listing = "`zoo list --pretrained` shows every published checkpoint"
+    published = catalog.published()
+    arch = name.partition(".")[0]
+    if arch not in catalog.architectures():
+        raise ValueError(unknown("architecture", arch, catalog.architectures(), listing))
+    if "." in name and name not in published:
+        raise ValueError(unknown("checkpoint", name, published, listing))
+    if "." not in name and not any(entry.arch == name for entry in published.values()):
+        raise ValueError(f"architecture {name!r} has no published checkpoint to evaluate; pass arch.tag or a "
+                         f"checkpoint folder. {listing}")
+
+
 def run_leaderboard(args: argparse.Namespace) -> int:
+    from . import leaderboard
+
     for path in leaderboard.build(args.results, args.out, args.references):
         print(path)
     return 0
@@ -104,14 +154,28 @@ SUMMARY = (("T", "{}"), ("top1", "{:.2f}"), ("top5", "{:.2f}"), ("firing_rate", 
            ("latency_ms", "{:.1f}"), ("throughput_samples_per_s", "{:.1f}"), ("peak_memory_mb", "{:.0f}"))
 
 
+NEUROBENCH = (("Footprint", "{:,}"), ("ConnectionSparsity", "{:.4f}"), ("ActivationSparsity", "{:.4f}"),
+              ("Effective_MACs", "{:.4g}"), ("Effective_ACs", "{:.4g}"), ("Dense", "{:.4g}"),
+              ("MembraneUpdates", "{:.4g}"))
+NEUROBENCH_NOTE = ("NeuroBench's metrics (per sample where counts; zoo.evaluation.neurobench): a multi-level spike "
+                   "counts as a multiply (Effective_MACs), zero weights are skipped, the first layer counts non-zero "
+                   "pixels and runs once for T repeated steps; the zoo's SOPs count one AC per event and synapse.")
+
+
 def format_results(results: list[dict[str, Any]], layers: bool = False) -> str:
-    """A plain-text table of the records (one row per T), and optionally of their layers."""
+    """Plain-text tables of the records (one row per T): the zoo's figures, NeuroBench's, and
+    optionally the layers."""
     first = results[0]
     lines = [f"{first['model']} on {first['dataset']}/{first['split']} ({first['samples']} samples), "
              f"{first['params']:,} parameters, {first['device']}",
              _table([key for key, _ in SUMMARY],
                     [[_cell(r[key], fmt) for key, fmt in SUMMARY] for r in results]),
              energy.NOTE]
+    measured = [r for r in results if r.get("neurobench")]
+    if measured:
+        lines += ["", _table(["T", *(key for key, _ in NEUROBENCH)],
+                             [[str(r["T"]), *(_cell(_neurobench_value(r, key), fmt) for key, fmt in NEUROBENCH)]
+                              for r in measured]), NEUROBENCH_NOTE]
     if layers:
         for r in results:
             lines.append(f"\nT={r['T']} neuron layers")
@@ -124,6 +188,11 @@ def format_results(results: list[dict[str, Any]], layers: bool = False) -> str:
                                 [[s["name"], s["input"], f"{s['acs_per_sample']:.4g}", f"{s['macs_per_sample']:.4g}",
                                   f"{s['input_event_rate']:.4f}"] for s in r["synaptic_layers"]]))
     return "\n".join(lines)
+
+
+def _neurobench_value(record: dict[str, Any], key: str) -> Any:
+    metrics = record["neurobench"]
+    return metrics.get(key, (metrics.get("SynapticOperations") or {}).get(key))
 
 
 def _cell(value: Any, fmt: str) -> str:

@@ -24,15 +24,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..data.errors import FormatError, MissingDataError
-from ..names import UnsafeNameError, confined
-from ..neurons.backends import BACKENDS
-from .distributed import DeviceError
-from .loop import TrainingDiverged, train
-from .recipe import RecipeError, build_model, load_recipe
-from .state import StateError
-
 RUNS = Path("runs")  # the default parent of run folders: runs/<recipe name>
+# zoo.neurons.backends.BACKENDS, spelt out so that building this parser imports no torch (tests/test_cli.py
+# checks they agree); the training modules are imported when the command runs
+BACKEND_CHOICES = ("auto", "torch", "fused", "triton")
 
 
 def add_parser(commands) -> None:
@@ -57,7 +52,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after", type=_positive, default=None, metavar="EPOCHS",
                    help="stop (state saved, resumable) once this many epochs are done")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="neuron backend (never changes results)")
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="neuron backend (never changes results)")
     p.add_argument("--data-dir", default=None, help="data root (default: $ZOO_DATA_DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument("--check", action="store_true", help="validate the recipe and build its model, then exit")
@@ -74,6 +69,13 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.errors import FormatError, MissingDataError
+    from ..names import UnsafeNameError
+    from .distributed import DeviceError
+    from .loop import TrainingDiverged
+    from .recipe import RecipeError
+    from .state import StateError
+
     try:
         return _check_or_train(args)
     except (RecipeError, MissingDataError, FormatError, StateError, UnsafeNameError, DeviceError, OSError) as error:
@@ -89,6 +91,10 @@ def _one_line(error: Exception) -> str:
 
 
 def _check_or_train(args: argparse.Namespace) -> int:
+    from ..names import confined
+    from .loop import train
+    from .recipe import build_model, load_recipe
+
     recipe = load_recipe(args.recipe, args.overrides)
     if args.init_from is not None:  # an override of model.init, recorded with the others
         init = {"new_classifier": False, "freeze": [], **(asdict(recipe.model.init) if recipe.model.init else {}),

@@ -1,0 +1,193 @@
+"""The ``zoo`` command: starts without PyTorch where it can, lists and describes what the zoo holds,
+suggests the closest names, and says every user error in one line with exit status 2.
+
+- ``zoo --help``, ``zoo list`` and ``zoo info ARCH.TAG`` import no torch (checked in a fresh process:
+  the import is what made every command take seconds to start);
+- :mod:`zoo.catalog` reads the same names as the runtime registry, the same mirror as :mod:`zoo.hub`,
+  and parameter counts from the safetensors header equal to the loaded models';
+- ``zoo info ARCH.TAG`` describes the checkpoint (its own kwargs and parameters), not the default
+  network of its architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zoo
+from zoo import catalog, cli, hub, info, suggest
+from zoo.neurons import spec as specs
+
+ROOT = Path(__file__).resolve().parents[1]
+MLF = "spiking_convnet.mlf_fashion_mnist_t4_c32"
+
+
+def zoo_main(capsys, argv: list[str]) -> tuple[int, str, str]:
+    """``zoo ARGV`` in this process: (exit status, stdout, stderr)."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:  # argparse: --help, usage errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, argv: list[str], status: int = 2) -> str:
+    code, _, err = zoo_main(capsys, argv)
+    lines = err.strip().splitlines()
+    assert code == status and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# ---- starting at once ----------------------------------------------------------------------------
+
+FAST = [["--help"], ["list"], ["list", "--pretrained"], ["info", MLF], ["info", "no_such_arch"],
+        ["eval", "--help"], ["leaderboard", "--help"], ["eval", "spiking_convnt.x"]]
+
+
+@pytest.mark.parametrize("argv", FAST, ids=" ".join)
+def test_commands_that_start_without_torch(argv):
+    probe = ("import sys\nfrom zoo.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "heavy = sorted(m for m in ('torch', 'numpy', 'matplotlib') if m in sys.modules)\n"
+             "print('IMPORTED', heavy, file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert "IMPORTED []" in result.stderr, result.stderr[-2000:]
+
+
+# ---- zoo list ------------------------------------------------------------------------------------
+
+
+def test_catalog_reads_the_registry_without_importing_it():
+    assert catalog.architectures() == zoo.list_models()
+    assert sorted(catalog.published()) == zoo.list_models(pretrained=True)
+    from zoo import registry
+
+    assert {name: vars(entry) for name, entry in catalog.published().items()} == {
+        name: vars(entry) for name, entry in registry.read_registry(registry.PRETRAINED_FILE).items()}
+    assert catalog.mirror_root() == hub.mirror_root()
+
+
+def test_list(capsys):
+    code, out, _ = zoo_main(capsys, ["list"])
+    assert code == 0 and out.split() == zoo.list_models()
+    code, out, _ = zoo_main(capsys, ["list", "resnet20"])  # a part of the name
+    assert code == 0 and out.split() == [n for n in zoo.list_models() if "resnet20" in n]
+    code, out, _ = zoo_main(capsys, ["list", "ds_resnet*"])  # a glob
+    assert code == 0 and out.split() == zoo.list_models("ds_resnet*")
+    code, out, _ = zoo_main(capsys, ["list", "--pretrained", "nmnist"])
+    assert code == 0 and out.split() == [n for n in zoo.list_models(pretrained=True) if "nmnist" in n]
+    line = one_line_error(capsys, ["list", "spiking_convnt"], status=1)
+    assert line == "zoo list: no architecture matches 'spiking_convnt'; similar: spiking_convnet"
+
+
+# ---- suggestions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,known,first", [
+    ("spiking_convnt", "arch", "spiking_convnet"),  # a dropped letter
+    ("spikingvgg7", "arch", "spiking_vgg7"),
+    ("resnet20", "arch", "ds_resnet20"),  # a part of several names
+    ("spiking_convnet.mlf_fashon_mnist_t4_c32", "published", MLF),  # a typo in the tag
+    ("spiking_convnt.mlf_fashion_mnist_t4_c32", "published", MLF),  # a typo in the architecture
+])
+def test_closest_names(name, known, first):
+    names = zoo.list_models(pretrained=known == "published")
+    close = suggest.closest(name, names)
+    assert close[0] == first and len(close) <= suggest.MAX_SUGGESTIONS
+
+
+def test_a_typo_is_not_answered_with_unrelated_names():
+    assert suggest.closest("spiking_convnt", zoo.list_models()) == ["spiking_convnet"]
+    assert suggest.closest("fashion_mnis", ["cifar10", "fashion_mnist", "mnist", "nmnist"]) == ["fashion_mnist"]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["evl"], "zoo: error: unknown command 'evl'; similar: eval"),
+    (["info", "spiking_convnt"], "zoo info: unknown architecture 'spiking_convnt'; similar: spiking_convnet."),
+    (["info", "spiking_convnet.mlf_fashion_mnist_t4_c3"], f"similar: {MLF},"),
+    (["eval", "spiking_convnt.mlf_fashion_mnist_t4_c32"], "zoo eval: unknown architecture 'spiking_convnt'; similar: spiking_convnet."),
+    (["eval", "spiking_convnet.mlf_fashon_mnist_t4_c32"], f"zoo eval: unknown checkpoint 'spiking_convnet.mlf_fashon_mnist_t4_c32'; similar: {MLF},"),
+    (["eval", "spiking_vgg16"], "zoo eval: architecture 'spiking_vgg16' has no published checkpoint"),
+])
+def test_unknown_names_are_one_line_with_the_closest_names(capsys, argv, expected):
+    assert expected in one_line_error(capsys, argv)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv,expected", [
+    (["--dataset", "fashion_mnis"], "zoo eval: unknown data set 'fashion_mnis'; similar: fashion_mnist."),
+    (["--dataset", "fashion_mnist", "--data-dir", "no/such/folder"], "zoo eval: fashion_mnist: native files not found"),
+    (["--dataset", "fashion_mnist"], "On the command line: --data-dir DIR."),
+])
+def test_eval_input_errors_are_one_line(capsys, monkeypatch, tmp_path, argv, expected):
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    line = one_line_error(capsys, ["eval", MLF, "--limit", "8", "--out", str(tmp_path), *argv])
+    assert expected in line
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_command_has_help(capsys, command):
+    code, out, _ = zoo_main(capsys, [command, "--help"])
+    assert code == 0 and f"usage: zoo {command}" in out
+
+
+def test_the_help_lists_every_command(capsys):
+    code, out, _ = zoo_main(capsys, ["--help"])
+    assert code == 0 and all(f"    {name}" in out for name in cli.COMMANDS)
+    full = cli.build_parser(None)  # every command's full parser
+    assert sorted(full._subparsers._group_actions[0].choices) == sorted(cli.COMMANDS)
+
+
+def test_train_backend_choices_are_the_neuron_backends():
+    from zoo.neurons.backends import BACKENDS
+    from zoo.train import cli as train_cli
+
+    assert train_cli.BACKEND_CHOICES == BACKENDS
+
+
+# ---- zoo info ------------------------------------------------------------------------------------
+
+
+def test_info_describes_the_checkpoint_not_the_default_network(capsys):
+    code, out, err = zoo_main(capsys, ["info", MLF])
+    assert code == 0, err
+    assert f"{MLF}: checkpoint of spiking_convnet" in out
+    assert "parameters: 25,322 " in out  # the default spiking_convnet has 211,850
+    assert "neuron: mlf(levels=3, v_th=0.6, tau=0.25, width=1.0)" in out and "\nT: 4\n" in out
+    assert "  channels = 32" in out and "dataset: fashion_mnist, train split, 60,000 samples" in out
+    assert "recipes/mlf_spiking_convnet_fashion_mnist_t4_c32.yaml" in out
+    assert "fashion_mnist/test T=4: top-1 89.29 %" in out
+    assert f"source: local Hub mirror {ROOT / 'hub' / 'snnzoo' / MLF}" in out
+    entry = catalog.published()[MLF]
+    assert f"sha256 {entry.sha256}: matches" in out and f"sha256 {entry.config_sha256}: matches" in out
+
+
+def test_info_of_a_checkpoint_folder(capsys):
+    folder = ROOT / "hub" / "snnzoo" / MLF
+    code, out, _ = zoo_main(capsys, ["info", str(folder)])
+    assert code == 0 and f"source: checkpoint folder {folder}" in out and "(recorded in its config): matches" in out
+
+
+def test_info_without_the_mirror_names_the_hub_pins(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("ZOO_HUB_MIRROR", str(tmp_path))
+    code, out, _ = zoo_main(capsys, ["info", MLF])
+    entry = catalog.published()[MLF]
+    assert code == 0 and f"Hub repository {entry.hf_hub_id} at revision {entry.revision}" in out
+    assert "not in the local Hub mirror" in out and entry.sha256 in out
+
+
+@pytest.mark.slow
+def test_parameter_counts_from_the_header_equal_the_loaded_models():
+    for name, entry in catalog.published().items():
+        folder = catalog.mirror_folder(entry)
+        if folder is None:
+            continue
+        model = zoo.create_model(name, pretrained=True)
+        assert catalog.tensor_counts(folder / catalog.WEIGHTS).parameters == info.count_params(model), name
+        neuron = json.loads((folder / catalog.CONFIG).read_text())["arch_kwargs"]["neuron"]
+        assert info.format_spec(neuron) == specs.format(specs.parse(neuron)), name

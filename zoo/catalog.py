@@ -1,0 +1,182 @@
+"""What the zoo holds, read from its files without importing PyTorch: for ``zoo list`` and ``zoo info``.
+
+- **Architectures**: the functions decorated with ``@register_model`` in ``zoo/models/*.py``, found
+  by parsing those files (:mod:`ast`) instead of importing them; ``tests/test_cli.py`` checks the
+  result against the runtime registry, :func:`zoo.list_models`.
+- **Published checkpoints**: the entries of ``zoo/pretrained.json`` (format 2), read with the zoo's
+  bounded JSON reader and checked lightly: the names and Hub ids are safe names (:mod:`zoo.names`)
+  and the digests 64 hex digits. :func:`zoo.registry.read_registry` is the full check that loading
+  applies.
+- **Checkpoint files**: where a published checkpoint's files are (the local Hub mirror, as
+  :func:`zoo.hub.mirror_root` finds it), whether they match their pins, and the parameter count of
+  ``model.safetensors`` from its header alone (the safetensors format: an 8-byte little-endian
+  header length, then a JSON header mapping each tensor name to its dtype, shape and offsets).
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import hashlib
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, brief, check_sha256, parse_json, read_limited
+from .names import UnsafeNameError, check_checkpoint_name, check_repo_id, check_revision, confined
+
+PACKAGE = Path(__file__).resolve().parent
+MODELS = PACKAGE / "models"
+PRETRAINED_FILE = PACKAGE / "pretrained.json"  # the file zoo.registry.PRETRAINED_FILE names
+REGISTRY_FORMAT = 2
+ENTRY_FIELDS = ("name", "hf_hub_id", "revision", "sha256", "config_sha256")
+CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"  # as zoo.checkpoint names them
+# The buffers PyTorch stores beside the parameters of the zoo's models (batch normalisation's).
+BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+MAX_HEADER_BYTES = 16 << 20
+
+
+class CatalogError(ValueError):
+    """A registry or checkpoint file that cannot be read; the message names the file and field."""
+
+
+# ---- architectures -----------------------------------------------------------------------------
+
+
+def architectures() -> list[str]:
+    """The registered architecture names, sorted, read from the sources of ``zoo/models``."""
+    names = []
+    for path in sorted(MODELS.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        names += [node.name for node in tree.body
+                  if isinstance(node, ast.FunctionDef) and any(_is_register(d) for d in node.decorator_list)]
+    return sorted(names)
+
+
+def _is_register(decorator: ast.expr) -> bool:
+    """``@register_model`` or ``@<module>.register_model``."""
+    return (isinstance(decorator, ast.Name) and decorator.id == "register_model") or \
+        (isinstance(decorator, ast.Attribute) and decorator.attr == "register_model")
+
+
+def match(names: list[str], pattern: str | None) -> list[str]:
+    """``names`` matching ``pattern``: a glob (``ds_resnet*``), or, without glob characters, any
+    name containing it (``resnet20``)."""
+    if not pattern:
+        return list(names)
+    glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+    return [n for n in names if fnmatch.fnmatchcase(n, glob)]
+
+
+# ---- published checkpoints ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One published checkpoint of ``zoo/pretrained.json`` (see :class:`zoo.registry.PretrainedEntry`)."""
+
+    name: str
+    hf_hub_id: str
+    revision: str
+    sha256: str  # of model.safetensors
+    config_sha256: str  # of config.json
+
+    @property
+    def arch(self) -> str:
+        return self.name.partition(".")[0]
+
+
+def published(path: Path | None = None) -> dict[str, Entry]:
+    """The published checkpoints of ``path`` (default ``PRETRAINED_FILE``) by name; a file that is
+    not a format-2 registry is a CatalogError."""
+    path = PRETRAINED_FILE if path is None else path
+    source = str(path)
+    try:
+        data = parse_json(read_limited(path), source)
+        if not isinstance(data, dict) or data.get("format_version") != REGISTRY_FORMAT \
+                or not isinstance(data.get("checkpoints"), list):
+            raise CatalogError(f"{source}: expected {{'format_version': {REGISTRY_FORMAT}, 'checkpoints': [...]}}")
+        table = {}
+        for i, record in enumerate(data["checkpoints"]):
+            entry = _entry(record, f"{source}: checkpoints[{i}]")
+            table[entry.name] = entry
+        return table
+    except (ConfigError, UnsafeNameError, OSError) as error:
+        raise CatalogError(str(error)) from None
+
+
+def _entry(record: Any, source: str) -> Entry:
+    if not isinstance(record, dict) or sorted(record) != sorted(ENTRY_FIELDS):
+        raise CatalogError(f"{source}: expected an object with the fields {', '.join(ENTRY_FIELDS)}, got {brief(record)}")
+    check_checkpoint_name(record["name"], source, what="field 'name'")
+    check_repo_id(record["hf_hub_id"], f"{source}: field 'hf_hub_id'")
+    check_revision(record["revision"], f"{source}: field 'revision'")
+    check_sha256(record["sha256"], "field 'sha256'", source)
+    check_sha256(record["config_sha256"], "field 'config_sha256'", source)
+    return Entry(**record)
+
+
+# ---- checkpoint files --------------------------------------------------------------------------
+
+
+def mirror_root() -> Path | None:
+    """The local Hub mirror: ``$ZOO_HUB_MIRROR``, else ``hub/`` beside the package in a source
+    checkout, else None (the rule of :func:`zoo.hub.mirror_root`)."""
+    configured = os.environ.get("ZOO_HUB_MIRROR")
+    if configured:
+        return Path(configured).expanduser()
+    checkout = PACKAGE.parent / "hub"
+    return checkout if checkout.is_dir() else None
+
+
+def mirror_folder(entry: Entry) -> Path | None:
+    """The entry's folder in the local mirror when it holds the files loading reads, else None."""
+    root = mirror_root()
+    if root is None:
+        return None
+    folder = confined(root, *entry.hf_hub_id.split("/"))
+    return folder if (folder / CONFIG).is_file() and (folder / WEIGHTS).is_file() else None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TensorCounts:
+    """Elements stored in a safetensors file: learnable parameters and buffers apart."""
+
+    parameters: int
+    buffers: int
+    tensors: int
+
+
+def tensor_counts(path: Path) -> TensorCounts:
+    """Parameter and buffer element counts of ``model.safetensors``, read from its header alone.
+
+    A tensor whose name ends in a batch-normalisation buffer name (``BUFFER_SUFFIXES``) is a buffer
+    (the zoo's models register no other buffers); every other tensor is a parameter."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) != 8:
+            raise CatalogError(f"{path}: shorter than a safetensors header")
+        (size,) = struct.unpack("<Q", head)
+        if size > MAX_HEADER_BYTES:
+            raise CatalogError(f"{path}: safetensors header of {size} bytes (at most {MAX_HEADER_BYTES})")
+        raw = handle.read(size)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+        shapes = {name: info["shape"] for name, info in header.items() if name != "__metadata__"}
+        counts = {name: math.prod(shape) for name, shape in shapes.items()}
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError) as error:
+        raise CatalogError(f"{path}: not a safetensors header ({type(error).__name__}: {error})"[:300]) from None
+    buffers = sum(n for name, n in counts.items() if name.endswith(BUFFER_SUFFIXES))
+    return TensorCounts(parameters=sum(counts.values()) - buffers, buffers=buffers, tensors=len(counts))
