@@ -233,6 +233,57 @@ def test_resume_after_interrupt_and_no_recompute(probe, tmp_path, monkeypatch, c
     assert len(made) == count + 1 and measured(forced) == reference
 
 
+def test_neurobench_metrics_of_the_probe(probe, tmp_path):
+    """NeuroBench's metrics by hand. The normalised image is -1 or +1 everywhere, which NeuroBench
+    calls spiking: fc1's 784 inputs meet its 10 non-zero weights (an identity on the first row) at
+    each of the 4 steps; fc2's spikes meet one non-zero weight each (an identity)."""
+    [record] = run(probe, tmp_path)
+    metrics = record["neurobench"]
+    assert metrics["Footprint"] == (784 * 10 + 10 * 10 + 10) * 4  # float32 parameters, no buffers
+    assert metrics["ConnectionSparsity"] == pytest.approx((784 * 10 - 10 + 10 * 10 - 10) / (784 * 10 + 10 * 10))
+    assert metrics["ActivationSparsity"] == pytest.approx(1 - record["firing_rate"])
+    ops = metrics["SynapticOperations"]
+    assert ops["Effective_MACs"] == 0 and ops["Effective_ACs"] == pytest.approx(4 * 10 + 4 * HOT / 12)
+    assert ops["Dense"] == 4 * 784 * 10 + 4 * 10 * 10
+    # every membrane at step 0; a hot neuron (input +1 > V_th, hard reset) is back at 1 at every step,
+    # a dark one (input -1, tau 0.25) changes at each of steps 1-3: 9 dark neurons in a hot sample, 10 else
+    assert metrics["MembraneUpdates"] == pytest.approx((HOT * (10 + 3 * 9) + (12 - HOT) * (10 + 3 * 10)) / 12)
+    header, row = (tmp_path / "mnist.csv").read_text().splitlines()
+    values = dict(zip(header.split(","), next(csv.reader([row]))))
+    assert float(values["nb_effective_acs"]) == ops["Effective_ACs"] and int(values["nb_footprint_bytes"]) == 31800
+
+
+def test_force_rewrites_a_record_only_where_a_result_differs(probe, tmp_path, capsys):
+    """The README's main job measures a shipped record again: the same results keep the file as it
+    is (the timing of the machine that measured it included), a different result or a field the
+    record lacks replaces it whole, so a record is always one measurement."""
+    [first] = run(probe, tmp_path)
+    path = tmp_path / "mnist" / f"{NAME}_test_T4.json"
+    stored = path.read_bytes()
+    [again] = run(probe, tmp_path, force=True)
+    assert path.read_bytes() == stored and again == first
+    assert "measured again with the same results" in capsys.readouterr().err
+
+    for change in ({"top1": first["top1"] - 1}, {"neurobench": None}):
+        edited = {k: v for k, v in {**first, **change}.items() if v is not None}
+        path.write_text(records.dumps(edited))
+        [fresh] = run(probe, tmp_path, force=True)
+        assert measured(json.loads(path.read_text())) == measured(fresh) and fresh["top1"] == first["top1"]
+        assert "neurobench" in fresh and fresh["date"] >= first["date"]
+
+
+def test_remeasured_agrees_within_float_rounding():
+    stored = {"top1": 90.0, "sops_per_sample": 1e6, "layers": [{"rate": 0.25}], "date": "a", "latency_ms": 1.0}
+    same, kept = records.remeasured(stored, {**stored, "sops_per_sample": 1e6 + 0.5, "date": "b", "latency_ms": 2.0})
+    assert kept and same is stored
+    _, kept = records.remeasured(stored, {**stored, "sops_per_sample": 1e6 + 2})  # 2e-6 relative: another result
+    assert not kept
+    _, kept = records.remeasured(stored, {**stored, "layers": [{"rate": 0.25}, {"rate": 0.5}]})
+    assert not kept
+    fresh, kept = records.remeasured(stored, {**stored, "neurobench": {"Footprint": 4}})  # a field it lacks
+    assert not kept and fresh["neurobench"] == {"Footprint": 4}
+
+
 def test_deterministic(probe, tmp_path):
     a = [measured(r) for r in run(probe, tmp_path / "a", Ts=[2, 4])]
     b = [measured(r) for r in run(probe, tmp_path / "b", Ts=[2, 4])]

@@ -20,8 +20,14 @@ Conventions (methods.md section 5; the MLF and InfLoR papers count the same way)
   fvcore/thop convention). Bias additions are not counted.
 * Which layers are analog: the first synaptic layer to run, when the network input is an analog
   image (direct encoding, the image repeated T times: its MACs are counted at every step, as the
-  layer executes them); event frames are events, so their first layer counts ACs. A network without
-  spiking neurons (an ANN twin with quantised activations) is dense: every layer counts MACs.
+  T-step network computes them); event frames are events, so their first layer counts ACs. A
+  network without spiking neurons (an ANN twin with quantised activations) is dense: every layer
+  counts MACs.
+* A first layer run once for T identical steps (direct encoding, or one event frame repeated:
+  :func:`zoo.layers.time.fold` runs it on one step and copies the result) is counted T times, as
+  the T-step network computes it: the fold is how the zoo runs the network, not part of it. The
+  counter sees this when the first layer's input holds B samples, the network input's batch,
+  rather than T x B. (NeuroBench counts the call that ran, once: :mod:`zoo.evaluation.neurobench`.)
 * Time is folded into the batch for these layers (``[T*B, ...]``): counts are totals over all
   steps and samples of the pass; divide by the number of samples for per-sample figures.
 """
@@ -104,11 +110,25 @@ class OperationCounter:
         self._synaptic = {name: m for name, m in model.named_modules() if isinstance(m, SYNAPTIC)}
         self.layers = {name: LayerOps(fan_in(m)) for name, m in self._synaptic.items()}
         self.first: str | None = None  # the layer that received the network input
+        self._model = model
+        self._batch: int | None = None  # samples in the network input of the running call
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def __enter__(self) -> "OperationCounter":
-        self._handles = [m.register_forward_hook(self._hook(name)) for name, m in self._synaptic.items()]
+        self._handles = [self._model.register_forward_pre_hook(self._on_input)]
+        self._handles += [m.register_forward_hook(self._hook(name)) for name, m in self._synaptic.items()]
         return self
+
+    def _on_input(self, _model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        """The batch size of the network input: ``[B, C, H, W]`` images, ``[T, B, ...]`` frames."""
+        x = inputs[0] if inputs else None
+        self._batch = None if not isinstance(x, torch.Tensor) else x.shape[1] if x.dim() == 5 else x.shape[0]
+
+    def _repeats(self, name: str, x: torch.Tensor) -> int:
+        """T where the first layer ran once for T identical steps (its input holds the network
+        input's B samples, not T x B), else 1."""
+        T = getattr(self._model, "T", 1)
+        return T if name == self.first and T > 1 and x.shape[0] == self._batch else 1
 
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
@@ -121,13 +141,14 @@ class OperationCounter:
                 self.first = name
             x, layer = inputs[0], self.layers[name]
             analog = self.dense or (self.analog_input and name == self.first)
+            repeats = self._repeats(name, x)
             with torch.no_grad():
                 if analog:
-                    layer.macs += output.numel() * layer.fan_in
+                    layer.macs += output.numel() * layer.fan_in * repeats
                 else:
-                    layer._acs = layer._acs + synaptic_events(module, x)
-                layer._input_events = layer._input_events + torch.count_nonzero(x)
-            layer.input_elements += x.numel()
+                    layer._acs = layer._acs + synaptic_events(module, x) * repeats
+                layer._input_events = layer._input_events + torch.count_nonzero(x) * repeats
+            layer.input_elements += x.numel() * repeats
 
         return hook
 

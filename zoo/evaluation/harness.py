@@ -1,9 +1,10 @@
 """The evaluation harness: accuracy, activity, operation counts, energy and speed of a checkpoint.
 
 One pass over the data (fixed order, no shuffling, the RNG seeded per batch) measures top-1/top-5,
-the firing statistics of every neuron layer (:mod:`zoo.evaluation.firing`) and the synaptic
-operations of every Conv/Linear layer (:mod:`zoo.evaluation.counters`); energy follows from the
-counts (:mod:`zoo.evaluation.energy`, methods.md section 5). The running totals are saved
+the firing statistics of every neuron layer (:mod:`zoo.evaluation.firing`), the synaptic
+operations of every Conv/Linear layer (:mod:`zoo.evaluation.counters`) and NeuroBench's workload
+metrics (:mod:`zoo.evaluation.neurobench`); energy follows from the zoo's counts
+(:mod:`zoo.evaluation.energy`, methods.md section 5). The running totals are saved
 atomically after every batch, so an interrupted evaluation resumes where it stopped with the same
 result; totals that do not belong to this evaluation, or that are damaged, are never resumed
 (:mod:`zoo.evaluation.partial`). Speed is then measured apart, without the counting hooks: the median forward time of up to
@@ -42,11 +43,10 @@ from zoo.names import UnsafeNameError, check_checkpoint_name, check_segment
 from zoo.neurons import record_firing
 from zoo.neurons import spec as specs
 from zoo.registry import pretrained_entry
+from zoo.suggest import unknown
 from zoo.train.files import file_lock
 
-from . import counters, energy, firing, partial, records
-
-DEFAULT_RESULTS = Path("evaluation") / "results"
+from . import DEFAULT_RESULTS, counters, energy, firing, neurobench, partial, records
 
 
 def evaluate(model: nn.Module, dataset: Dataset, *, T: int, batch_size: int = 128, device: str | torch.device = "cpu",
@@ -94,6 +94,7 @@ def evaluate(model: nn.Module, dataset: Dataset, *, T: int, batch_size: int = 12
         "energy_uj_per_sample": energy.energy_pj(acs, macs) / samples / 1e6,
         "energy_constants": dict(energy.CONSTANTS),
         "params": sum(p.numel() for p in model.parameters()),
+        "neurobench": neurobench.results(model, totals["neurobench"], samples),
         "neuron_layers": firing.layer_summary(model, totals["neurons"], samples, T),
         "synaptic_layers": counters.layer_summary(model, totals["synapses"], samples),
     }
@@ -153,13 +154,16 @@ def _counting_pass(model: nn.Module, dataset: Dataset, samples: int, batch_size:
         if kept:
             state["data_sha256"] = partial.chain(state["data_sha256"], x, y)
         x, y = _to_model_input(x, device, transform), y.to(device)
-        with torch.no_grad(), counters.OperationCounter(model, analog_input) as ops, record_firing(model) as stats:
+        with torch.no_grad(), counters.OperationCounter(model, analog_input) as ops, record_firing(model) as stats, \
+                neurobench.WorkloadCounter(model) as workload:
             logits = model(x).float()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         state["correct1"] += int((top[:, 0] == y).sum())
         state["correct5"] += int((top == y[:, None]).any(dim=1).sum())
         _add(state["neurons"], firing.batch_counts(stats))
         _add(state["synapses"], ops.counts())
+        for key, value in workload.counts().items():
+            state["neurobench"][key] += value
         state["done"] += len(y)
         if kept:
             kept.save(state)
@@ -235,8 +239,10 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
     """Evaluate a checkpoint (``arch.tag`` or a checkpoint folder) at each T of ``Ts`` (default:
     its own T) on ``dataset`` (default: the one it was trained on); write one record per T under
     ``results`` and return the records. A record already there for these weights is returned as
-    it is, not recomputed, unless ``force``. ``write_checkpoint`` also stores the records in the
-    checkpoint folder's ``config.json`` (``metrics["evaluations"]``).
+    it is, not recomputed, unless ``force``; measured again, it is rewritten only where a result
+    differs (:func:`records.remeasured`: the same results keep the stored record with its timing,
+    so re-running a shipped evaluation leaves its files as they are). ``write_checkpoint`` also
+    stores the records in the checkpoint folder's ``config.json`` (``metrics["evaluations"]``).
 
     Every name that becomes a path (the config's ``arch.tag``, the data set, the split) is checked
     first, and the records, CSV and partial totals are written inside ``results`` only."""
@@ -257,9 +263,10 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
     out = []
     for T in Ts:
         name = records.record_name(config.name, split, T, limit)
-        done = None if force else _stored_record(records.record_path(results, dataset, name), config)
-        if done is not None:
-            out.append({**done, "command": command})  # the command is derived, not measured
+        path = records.record_path(results, dataset, name)
+        stored = _stored_record(path, config)
+        if stored is not None and not force:
+            out.append({**stored, "command": command})  # the command is derived, not measured
             continue
         params = _data_params(config, T, dataset, folder / CONFIG)
         data = create_dataset(dataset, root=data_dir, split=split, **params)
@@ -282,11 +289,25 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
             "device": describe_device(device), "software": software(), "command": command,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        records.write_record(results, record)
+        if stored is not None:
+            record = _keep_agreeing(path, stored, record)
+        if record != stored:
+            records.write_record(results, record)
         out.append(record)
     if write_checkpoint:
         records.write_to_checkpoint(folder, out)
     return out
+
+
+def _keep_agreeing(path: Path, stored: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """What ``--force`` keeps of a record measured again (:func:`records.remeasured`), with a line
+    on stderr when the stored record stays: this run's timing is then printed, not stored."""
+    record, kept = records.remeasured(stored, fresh)
+    if kept:
+        print(f"zoo eval: {path}: measured again with the same results; the record stays as it is, with the timing "
+              f"measured on {stored.get('device')} ({stored.get('date')}); this run: {fresh['latency_ms']:.1f} ms per "
+              f"batch, {fresh['throughput_samples_per_s']:.0f} samples/s on {fresh['device']}", file=sys.stderr)
+    return record
 
 
 def _check_arguments(Ts: Sequence[int] | None, batch_size: int, limit: int | None, seed: int, workers: int,
@@ -320,7 +341,7 @@ def _check_names(config: CheckpointConfig, source: Path, dataset: str | None, sp
     except UnsafeNameError as error:
         raise EvaluationError(str(error)) from None
     if dataset not in list_datasets():
-        raise EvaluationError(f"data set {dataset!r} is unknown; expected one of {', '.join(list_datasets())}")
+        raise EvaluationError(unknown("data set", dataset, list_datasets(), f"Known: {', '.join(list_datasets())}"))
     return dataset, split
 
 

@@ -12,7 +12,9 @@ holds; otherwise it is ignored (one line on stderr says why) and the evaluation 
 - its ``checksum`` (sha256 of the rest of the document) matches: a torn or hand-edited file fails;
 - its counts are consistent: integers or finite numbers of the right kind, none negative, ``done``
   a whole number of batches within the samples, ``correct1 <= correct5 <= done``, events within
-  elements, and layers that the model has, with the count names the counters write;
+  elements, and layers that the model has, with the count names the counters write; NeuroBench's
+  totals with the names :mod:`zoo.evaluation.neurobench` writes, non-zero activations within
+  activations;
 - its ``data_sha256``, a hash chained over the batches already counted (their inputs and labels),
   equals the hash of those batches read again now (the harness checks it): the data set's files
   have not changed under it.
@@ -28,11 +30,13 @@ from typing import Any
 
 import torch
 
-SCHEMA = 2  # of the partial document; a partial of another schema is never resumed
+SCHEMA = 3  # of the partial document; a partial of another schema is never resumed (3: NeuroBench totals)
 MAX_BYTES = 16 << 20  # a partial holds a few numbers per layer
 NEURON_COUNTS = ("events", "value_sum", "elements")  # zoo.evaluation.firing.batch_counts
 SYNAPSE_COUNTS = ("acs", "macs", "input_events", "input_elements")  # counters.OperationCounter.counts
-FIELDS = ("key", "done", "correct1", "correct5", "neurons", "synapses", "data_sha256", "checksum")
+NEUROBENCH_COUNTS = ("effective_macs", "effective_acs", "dense", "activation_nonzero", "activation_outputs",
+                     "membrane_updates")  # neurobench.WorkloadCounter.counts
+FIELDS = ("key", "done", "correct1", "correct5", "neurons", "synapses", "neurobench", "data_sha256", "checksum")
 
 
 def canonical(key: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +46,8 @@ def canonical(key: dict[str, Any]) -> dict[str, Any]:
 
 def fresh(key: dict[str, Any]) -> dict[str, Any]:
     """The totals before the first batch."""
-    return {"key": key, "done": 0, "correct1": 0, "correct5": 0, "neurons": {}, "synapses": {}, "data_sha256": ""}
+    return {"key": key, "done": 0, "correct1": 0, "correct5": 0, "neurons": {}, "synapses": {},
+            "neurobench": dict.fromkeys(NEUROBENCH_COUNTS, 0), "data_sha256": ""}
 
 
 def chain(previous: str, x: torch.Tensor, y: torch.Tensor) -> str:
@@ -110,6 +115,11 @@ def problem(state: Any, key: dict[str, Any], samples: int, batch_size: int, laye
         reason = _layer_problem(state[field], names, within, layers)
         if reason:
             return f"{field}: {reason}"
+    totals = state["neurobench"]
+    if not isinstance(totals, dict) or sorted(totals) != sorted(NEUROBENCH_COUNTS) or not all(map(_count, totals.values())):
+        return f"neurobench must hold the non-negative integers {', '.join(NEUROBENCH_COUNTS)}"
+    if totals["activation_nonzero"] > totals["activation_outputs"]:
+        return "neurobench counts more non-zero activations than activations"
     return None
 
 

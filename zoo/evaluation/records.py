@@ -23,6 +23,9 @@ Record keys (``SCHEMA_VERSION`` 1); the model card (``zoo.cards``) reads ``T``, 
     samples, limit, seed, batch_size,
     top1, top5 (percent), firing_rate, mean_event_value, sops_per_sample, macs_per_sample,
     energy_uj_per_sample, energy_constants, params,
+    neurobench {Footprint, ConnectionSparsity, ActivationSparsity, SynapticOperations {Effective_MACs,
+                Effective_ACs, Dense}, MembraneUpdates, definitions}   (zoo.evaluation.neurobench; records
+                measured before it lack the object),
     throughput_samples_per_s, latency_ms, peak_memory_mb, peak_memory_kind, timing_batches,
     neuron_layers [{name, neuron, neurons, firing_rate, mean_event_value, bits_per_spike,
                     events_per_sample}],
@@ -55,11 +58,21 @@ class RecordError(ValueError):
     """A record file that is not a readable evaluation record; the message names the file."""
 # Measurements of the machine, not of the model: they differ between identical runs.
 TIMING_KEYS = ("throughput_samples_per_s", "latency_ms", "peak_memory_mb", "date")
+# What describes the run that measured a record rather than the model: the timing and the machine
+# it was measured on, and the command line (equivalent invocations differ, e.g. a T sweep or one T).
+RUN_KEYS = (*TIMING_KEYS, "peak_memory_kind", "timing_batches", "device", "software", "command")
+# NeuroBench's metrics (zoo.evaluation.neurobench) as CSV columns: column -> path in the record's "neurobench"
+NEUROBENCH_COLUMNS = {
+    "nb_footprint_bytes": ("Footprint",), "nb_connection_sparsity": ("ConnectionSparsity",),
+    "nb_activation_sparsity": ("ActivationSparsity",), "nb_effective_macs": ("SynapticOperations", "Effective_MACs"),
+    "nb_effective_acs": ("SynapticOperations", "Effective_ACs"), "nb_dense_ops": ("SynapticOperations", "Dense"),
+    "nb_membrane_updates": ("MembraneUpdates",),
+}
 CSV_COLUMNS = (
     "model", "architecture", "method", "neuron", "T", "trained_T", "split", "samples", "top1", "top5",
     "firing_rate", "mean_event_value", "sops_per_sample", "macs_per_sample", "energy_uj_per_sample",
-    "params", "throughput_samples_per_s", "latency_ms", "peak_memory_mb", "batch_size", "device",
-    "checkpoint_sha256", "command",
+    "params", *NEUROBENCH_COLUMNS, "throughput_samples_per_s", "latency_ms", "peak_memory_mb", "batch_size",
+    "device", "checkpoint_sha256", "command",
 )
 
 
@@ -181,12 +194,26 @@ def sort_key(record: dict[str, Any]) -> tuple:
 
 
 def csv_text(records: Iterable[dict[str, Any]]) -> str:
+    """The CSV of ``records``: one row each, NeuroBench's metrics flattened into their columns, blank
+    where a record lacks a value (records measured before the harness computed NeuroBench's)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for record in records:
-        writer.writerow({key: "" if record.get(key) is None else record[key] for key in CSV_COLUMNS})
+        row = {**record, **neurobench_columns(record)}
+        writer.writerow({key: "" if row.get(key) is None else row[key] for key in CSV_COLUMNS})
     return buffer.getvalue()
+
+
+def neurobench_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's NeuroBench metrics by CSV column (None where absent)."""
+    columns = {}
+    for column, path in NEUROBENCH_COLUMNS.items():
+        value: Any = record.get("neurobench")
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        columns[column] = value
+    return columns
 
 
 def write_csv(results: str | Path, dataset: str) -> Path:
@@ -211,6 +238,35 @@ def write_record(results: str | Path, record: dict[str, Any]) -> Path:
         write_atomic(path, dumps(record))
         _write_csv(results, record["dataset"])
     return path
+
+
+def remeasured(stored: dict[str, Any], fresh: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The record to keep after measuring ``fresh`` again where ``stored`` lies, and whether it is
+    ``stored``.
+
+    ``stored`` stays as it is, with its timing, machine and command (``RUN_KEYS``), when the new
+    measurement agrees with it: the same fields, and every field but those equal, numbers within a
+    relative ``AGREE`` (float rounding on another CPU can move a membrane across its threshold: a
+    few spikes in tens of millions). Otherwise ``fresh`` replaces it whole, so a record is always
+    one measurement: its date, device and timing belong to the numbers beside them. Measuring a
+    shipped record again (the README's main job does) so leaves its file as it is unless a result
+    changed, or the harness measures a field the record lacks."""
+    fresh = json.loads(dumps(fresh))  # as it would read back: tuples become lists
+    same = set(stored) == set(fresh) and all(_agree(stored[k], fresh[k]) for k in stored if k not in RUN_KEYS)
+    return (stored, True) if same else (fresh, False)
+
+
+AGREE = 1e-6  # relative difference within which two measured numbers are the same result
+
+
+def _agree(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_agree(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_agree(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, NUMBER) and isinstance(b, NUMBER) and math.isclose(a, b, rel_tol=AGREE, abs_tol=0.0)
+    return a == b
 
 
 def write_to_checkpoint(folder: str | Path, records: Iterable[dict[str, Any]]) -> Path:
