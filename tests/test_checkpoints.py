@@ -17,6 +17,7 @@ from zoo.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint, sh
 from zoo.config import CheckpointConfig, ConfigError
 from zoo.publish import publish
 
+from data_fixtures import SHARED_DATA
 from checkpoint_fixtures import NAME, make_config, sample_input, write_checkpoint, write_registry
 
 
@@ -269,22 +270,38 @@ def test_shipped_cards_and_mirror_are_generated_from_the_published_configs():
         assert (root / "model_cards" / f"{entry.name}.md").read_text() == card, entry.name
 
 
-@pytest.mark.parametrize("encoding, size, T, line", [
-    ("direct", [1, 28, 28], 4, "x = torch.rand(8, 1, 28, 28)"),
-    ("frames", [2, 34, 34], 4, "x = torch.rand(4, 8, 2, 34, 34)"),
-    ("repeated_frame", [2, 34, 34], 4, "x = torch.rand(1, 8, 2, 34, 34)"),
+def place_fashion_image(folder: Path) -> int:
+    """The first Fashion-MNIST test image as ``image.png``; returns its label."""
+    from PIL import Image
+
+    from zoo.data import create_dataset
+
+    image, label = create_dataset("fashion_mnist", root=SHARED_DATA, split="test", normalize=False)[0]
+    Image.fromarray((image[0] * 255).round().to(torch.uint8).numpy()).save(folder / "image.png")
+    return label
+
+
+def place_nmnist_recording(folder: Path) -> int:
+    """The first recording of the SLAYER N-MNIST test list where the card's example reads one; returns its label."""
+    sample, label = (SHARED_DATA / "nmnist" / "NMNISTsmall" / "test100.txt").read_text().splitlines()[1].split()
+    (folder / "Test" / "0").mkdir(parents=True)
+    (folder / "Test" / "0" / "00004.bin").write_bytes((SHARED_DATA / "nmnist" / "NMNISTsmall" / f"{sample}.bs2").read_bytes())
+    return int(label)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "fashion-mnist").is_dir() or not (SHARED_DATA / "nmnist").is_dir(),
+                    reason=f"real data under {SHARED_DATA} absent")
+@pytest.mark.parametrize("name, place", [
+    ("spiking_convnet.mlf_fashion_mnist_t4_c32", place_fashion_image),
+    ("spiking_convnet_nmnist.noise_nmnist_t1", place_nmnist_recording),
 ])
-def test_card_example_input_runs_on_the_network(encoding, size, T, line):
-    """The card's usage example builds an input of the layout its encoding takes, and the network
-    accepts it (event frames time first; one event frame repeated over T)."""
-    arch = "spiking_convnet" if encoding == "direct" else "spiking_convnet_nmnist"
-    model = zoo.create_model(arch, T=T, channels=4)
-    config = make_config()
-    config.name, config.architecture, config.arch_kwargs = f"{arch}.example", arch, model.arch_kwargs
-    config.input.encoding, config.input.size = encoding, size
-    card = render_card(config, "x/y")
-    example = next(l for l in card.splitlines() if l.startswith("x = torch.rand("))
-    assert example.startswith(line)
-    scope = {"torch": torch}
+def test_card_example_runs_on_real_data(name, place, tmp_path, monkeypatch):
+    """The card's usage example, as written, classifies a real image or recording through the
+    checkpoint's own transform."""
+    card = (Path(__file__).resolve().parents[1] / "model_cards" / f"{name}.md").read_text()
+    example = card.split("```python\n", 1)[1].split("```", 1)[0]
+    label = place(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
     exec(example, scope)
-    assert model(scope["x"]).shape == (8, 10)
+    assert scope["logits"].shape == (1, 10) and int(scope["logits"].argmax()) == label

@@ -50,8 +50,9 @@ def names_used() -> set[tuple[str, str]]:
             found |= {(path.name, name) for name in pattern.findall(text)}
         for arch, tag in HUB_LOAD.findall(text):
             found.add((path.name, f"{arch}.{tag}" if tag else arch))
-    def is_name(text: str) -> bool:  # not a path, an option or a placeholder such as NAME
-        return not (text.isupper() or text.startswith("-") or any(c in text for c in "/{~"))
+    def is_name(text: str) -> bool:  # not a path, an option or a placeholder such as NAME or arch.tag
+        return not (text.isupper() or text in ("arch", "arch.tag") or text.startswith("-")
+                    or any(c in text for c in "/{~"))
 
     return {(where, name) for where, name in found if is_name(name)}
 

@@ -52,6 +52,7 @@ def render_card(config: CheckpointConfig, hf_hub_id: str, source: str = "config"
     title = DATASET_TITLES.get(dataset, dataset)
     records = evaluations(config)
     front = _guarded(source, "metrics.evaluations", _front_matter, config, hf_hub_id, neuron_name, title, records)
+    example = _example_input(config, title)  # its import line first
     provenance = _guarded(source, "recipe.convert or metrics.lineage", _provenance, config)
     training = _guarded(source, "metrics.train", _training, config)
     results = _guarded(source, "metrics.evaluations", _results_table, records)
@@ -69,11 +70,12 @@ def render_card(config: CheckpointConfig, hf_hub_id: str, source: str = "config"
         "## Use",
         "",
         "```python",
-        "import zoo, torch",
-        f"model = zoo.create_model({config.name!r}, pretrained=True).eval()",
-        f"# or: torch.hub.load('snnzoo/snnzoo', {config.architecture!r}, pretrained={config.name.split('.', 1)[1]!r})",
-        _example_input(config),
-        "logits = model(x)  # [8, num_classes], averaged over T",
+        "import zoo",
+        *example[:1],
+        *_load_lines(config, hf_hub_id),
+        "transform = model.transforms()  # the input transform every number below was measured with",
+        *example[1:],
+        "logits = model(x)  # [1, num_classes], averaged over T",
         "```",
         "",
         "## Model",
@@ -196,14 +198,32 @@ def _training(config: CheckpointConfig) -> list[str]:
     return lines
 
 
-def _example_input(config: CheckpointConfig) -> str:
-    """A batch of 8 in the layout the checkpoint's input encoding takes."""
-    size = ", ".join(map(str, config.input.size))
+def _load_lines(config: CheckpointConfig, hf_hub_id: str) -> list[str]:
+    """How to load the checkpoint: by its zoo name when it is the zoo's own repository, else by Hub id."""
+    if hf_hub_id != f"snnzoo/{config.name}":
+        return [f"model = zoo.create_model('hf-hub:{hf_hub_id}', pretrained=True).eval()"]
+    return [f"model = zoo.create_model({config.name!r}, pretrained=True).eval()",
+            f"# or: torch.hub.load('snnzoo/snnzoo', {config.architecture!r}, pretrained={config.name.split('.', 1)[1]!r})"]
+
+
+EVENT_READERS = {  # data set -> (module, reader of one native recording, an example file name)
+    "nmnist": ("zoo.data.events.nmnist", "read_nmnist_bin", "Test/0/00004.bin"),
+    "cifar10_dvs": ("zoo.data.events.cifar10_dvs", "read_cifar10_dvs", "airplane/cifar10_airplane_900.aedat"),
+}
+
+
+def _example_input(config: CheckpointConfig, title: str) -> list[str]:
+    """One real input through the checkpoint's transform (:mod:`zoo.transforms`), as a batch of 1:
+    the import it needs, then the lines."""
+    size = "x".join(map(str, config.input.size))
     if config.input.encoding == "direct":
-        return f"x = torch.rand(8, {size})  # normalised as below"
-    if config.input.encoding == "repeated_frame":
-        return f"x = torch.rand(1, 8, {size})  # one event frame per sample, repeated over T"
-    return f"x = torch.rand({config.T}, 8, {size})  # T event frames per sample, time first"
+        return ["from PIL import Image",
+                f"x = transform(Image.open('image.png')).unsqueeze(0)  # a {title} image -> normalised [1, {size}]"]
+    frames = "1 frame, repeated over T" if config.input.encoding == "repeated_frame" else "T frames, time first"
+    module, reader, file = EVENT_READERS.get(config.dataset["name"], ("zoo.data.events", "make_events", "..."))
+    return [f"from {module} import {reader}",
+            f"events = {reader}({file!r})  # one {title} recording: t, x, y, p",
+            f"x = transform(events).unsqueeze(1)  # event counts, {frames}: [F, 1, {size}]"]
 
 
 def _describe_input(config: CheckpointConfig) -> str:

@@ -363,7 +363,19 @@ def load_checkpoint(path: str | Path, sha256: str | Pins | None = None, **overri
     model = build_model(files.config, files.config_path, overrides)
     _load_into(model, files.weights, files.header, files.weights_path)
     model.checkpoint_config = files.config
+    model.checkpoint_tensors_sha256 = tensors_sha256(model.state_dict())  # to tell later whether they changed
     return model
+
+
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """A digest of a state dict's tensors (names, dtypes, shapes, values), independent of any file
+    layout: equal for the same weights however they were serialised."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().to("cpu").contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def _short(items: list[str], limit: int = 8) -> str:

@@ -62,7 +62,7 @@ from torch import nn
 
 from .cards import render_card
 from .checkpoint import (CARD, CONFIG, TRAIN_LOG, CheckpointError, TensorInfo, build_model, check_fits,
-                         save_checkpoint, serialize_safetensors, write_atomic)
+                         save_checkpoint, serialize_safetensors, tensors_sha256, write_atomic)
 from .config import CheckpointConfig
 from .hub import HUB_FILES
 from .names import check_checkpoint_name, check_repo_id, check_revision
@@ -92,7 +92,7 @@ def derive_config(model: nn.Module, name: str | None = None,
     changed = config is None and not _same_weights(model, loaded)
     if changed and result.metrics:
         _log.warning("%s: the recorded metrics (evaluations, training) are not saved: they were measured on other "
-                     "weights than the model's now (or on weights whose file this snnzoo cannot reproduce); evaluate "
+                     "weights than the model's now; evaluate "
                      "the model and pass config= with its metrics to keep some", result.name)
         result.metrics = {}
     if name is not None:
@@ -152,9 +152,12 @@ def push_to_hub(model: nn.Module, repo_id: str, token: str | None = None, revisi
 
 
 def _same_weights(model: nn.Module, config: CheckpointConfig) -> bool:
-    """Whether ``model``'s tensors are the ones ``config`` describes: the bytes ``save_checkpoint``
-    wrote for them under that name have its ``weights_sha256``."""
+    """Whether ``model``'s tensors are the ones ``config`` describes: unchanged since they were loaded
+    from it (``checkpoint_tensors_sha256``), or serialised to bytes with its ``weights_sha256``."""
     state = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
+    loaded = getattr(model, "checkpoint_tensors_sha256", None)
+    if loaded is not None and model.checkpoint_config is config and tensors_sha256(state) == loaded:
+        return True
     try:
         data = serialize_safetensors(state, {"format": "pt", "name": str(config.name)})
     except CheckpointError:
