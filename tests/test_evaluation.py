@@ -325,7 +325,10 @@ def test_leaderboard(probe, tmp_path):
     assert "## MNIST" in md and "## CIFAR-10" in md and "No measured results yet." in md
     assert "| model | method / neuron | arch | T | top-1 % | ± SE | top-5 % | firing rate | SOPs / sample |" in md
     rows = [line for line in md.splitlines() if line.startswith(f"| `{NAME}`")]
+    rows, neurobench_rows = rows[:2], rows[2:]  # the main table, then NeuroBench's metrics of the same records
     assert [row.split(" | ")[3] for row in rows] == ["1", "4"]  # equal top-1: ordered by T
+    assert "| model | T | Footprint KB | ConnectionSparsity | ActivationSparsity | Effective_MACs |" in md
+    assert [row.split(" | ")[1:3] for row in neurobench_rows] == [["1", "31.8"], ["4", "31.8"]]
     se = 100 * math.sqrt(TOP1 / 100 * (1 - TOP1 / 100) / 12)
     assert rows[1].endswith(f"| {TOP1:.2f} | {se:.2f} | {TOP5:.2f} | {HOT / 120:.4f} | {HOT * 40 / 12:.3g} | "
                             f"{(0.9 * HOT * 40 / 12 + 4.6 * 31360) / 1e6:.3g} | 0.01 M |  | 99.50 |")  # no training time: not in the mirror
@@ -336,7 +339,7 @@ def test_leaderboard(probe, tmp_path):
         table = list(csv.DictReader(handle))
     assert [(row["model"], row["T"], row["neuron"][:4]) for row in table] == [(NAME, "1", "lif("), (NAME, "4", "lif(")]
     pngs = sorted(p.name for p in (out / "plots").iterdir())
-    assert pngs == ["mnist_accuracy_vs_T.png", f"mnist_{NAME}_firing_rate.png"]
+    assert pngs == ["mnist_accuracy_vs_T.png", "mnist_accuracy_vs_energy.png", f"mnist_{NAME}_firing_rate.png"]
     assert all((out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert set(written) == {results / "mnist.csv", out / "leaderboard.md", *(out / "plots" / p for p in pngs)}
     # regenerating from the same records gives the same bytes

@@ -7,14 +7,15 @@ samples), top-5, firing rate, SOPs, energy, parameters, the training time of the
 of training steps, from the published checkpoint's own config in the local Hub mirror; blank where
 the mirror does not hold those weights), and the published number it compares with (methods.md
 section 6) in a column marked "paper (unverified)"; the published results of the dataset follow as
-rows of their own. Output is sorted and written atomically, so
-the same records always give the same files.
+rows of their own. A second table per dataset gives NeuroBench's metrics of the same records under
+their names (:mod:`zoo.evaluation.neurobench`; blank for records measured before the harness
+computed them). Output is sorted and written atomically, so the same records always give the same
+files.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,26 @@ from zoo.hub import mirror_folder
 from zoo.publish import default_repo_id
 
 from . import energy, plots, records
+from .plots import standard_error
 from .references import LABEL, Reference, load_references, reference_for
 
 HEADER = ("model", "method / neuron", "arch", "T", "top-1 %", "± SE", "top-5 %", "firing rate", "SOPs / sample",
           "energy µJ / sample", "params", "training", f"top-1 % {LABEL}")
+# NeuroBench's metrics: (column, its CSV column in records.NEUROBENCH_COLUMNS, format, scale)
+NEUROBENCH = (
+    ("Footprint KB", "nb_footprint_bytes", "{:.1f}", 1e-3),
+    ("ConnectionSparsity", "nb_connection_sparsity", "{:.4f}", 1),
+    ("ActivationSparsity", "nb_activation_sparsity", "{:.4f}", 1),
+    ("Effective_MACs", "nb_effective_macs", "{:.3g}", 1),
+    ("Effective_ACs", "nb_effective_acs", "{:.3g}", 1),
+    ("Dense", "nb_dense_ops", "{:.3g}", 1),
+    ("MembraneUpdates", "nb_membrane_updates", "{:.3g}", 1),
+)
+NEUROBENCH_NOTE = ("NeuroBench's metrics (Yik et al., Nature Communications 2025; the neurobench 2.3.0 definitions, "
+                   "per sample where counts; `zoo/evaluation/neurobench.py`). Where they differ from the zoo's own: "
+                   "an input value other than -1, 0, 1 (a multi-level or multi-bit spike, a pooled spike, an event "
+                   "count) makes a layer's operations Effective_MACs, not ACs; zero weights are skipped; an analog "
+                   "first layer counts its non-zero pixels once, not dense MACs at each of the T steps.")
 
 
 def build(results: str | Path, out: str | Path, references: str | Path | None = None) -> list[Path]:
@@ -60,7 +77,21 @@ def render(measured: list[dict[str, Any]], refs: list[Reference]) -> str:
         lines += [_row(_measured_cells(r, refs)) for r in rows]
         lines += [_row(_reference_cells(ref)) for ref in refs if ref.dataset == dataset]
         lines += [""] + ([] if rows else ["No measured results yet.", ""])
+        if rows:
+            lines += _neurobench_table(rows)
     return "\n".join(lines)
+
+
+def _neurobench_table(rows: list[dict[str, Any]]) -> list[str]:
+    header = ("model", "T", *(name for name, *_ in NEUROBENCH))
+    lines = [f"NeuroBench's metrics of the same records. {NEUROBENCH_NOTE}", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for record in rows:
+        values = records.neurobench_columns(record)
+        cells = [_fmt(None if values[column] is None else values[column] * scale, fmt)
+                 for _, column, fmt, scale in NEUROBENCH]
+        lines.append(_row([f"`{record['model']}`", str(record["T"]), *cells]))
+    return [*lines, ""]
 
 
 def _row(cells: list[str]) -> str:
@@ -80,12 +111,6 @@ def _measured_cells(record: dict[str, Any], refs: list[Reference]) -> list[str]:
             f"{record['top5']:.2f}", _fmt(record["firing_rate"], "{:.4f}"),
             f"{record['sops_per_sample']:.3g}", f"{record['energy_uj_per_sample']:.3g}",
             f"{record['params'] / 1e6:.2f} M", _fmt(minutes, "{:.0f} min"), f"{ref.top1:.2f}" if ref else ""]
-
-
-def standard_error(top1: float, samples: int) -> float:
-    """Binomial standard error of a top-1 percentage measured on ``samples`` samples, in points."""
-    p = top1 / 100
-    return 100 * math.sqrt(p * (1 - p) / samples)
 
 
 def _training_minutes(record: dict[str, Any]) -> float | None:
