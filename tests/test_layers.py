@@ -145,9 +145,10 @@ def test_event_frames_pass_through_and_are_checked():
     one = frames[:1]
     seq = encode_input(one, 4, 2, (34, 34))  # one integrated frame, repeated at every step
     assert seq.shape == (4, 2, 2, 34, 34) and all(torch.equal(seq[t], one[0]) for t in range(4))
-    with pytest.raises(ValueError, match=r"runs T=4 steps and takes 4 event frames .* or 1 frame .* got 6 frames"):
+    with pytest.raises(ValueError, match=r"runs T=4 steps and takes event frames time first, \[T, B, C, H, W\]: 4 frames .* or 1 .* got 6 in "
+                                         r"dimension 0\. A batch-first tensor \[B, T, C, H, W\] needs x\.transpose\(0, 1\)"):
         encode_input(frames, 4, 2, (34, 34))
-    with pytest.raises(ValueError, match=r"runs T=1 steps .* got 6 frames.*only a network without spiking neurons"):
+    with pytest.raises(ValueError, match=r"runs T=1 steps .* got 6 in dimension 0.*only a network without spiking neurons"):
         encode_input(frames, 1, 2, (34, 34))  # a spiking network would carry its state across the frames
     with pytest.raises(ValueError, match=r"\[T, B, 2, 34, 34\]"):
         encode_input(torch.rand(6, 2, 2, 32, 32), 4, 2, (34, 34))

@@ -166,10 +166,10 @@ def test_T_is_settable_and_event_frames_must_fit_it():
     assert model.forward_timesteps(x).shape[0] == 5 and model.arch_kwargs["T"] == 5
     assert model.forward_timesteps(torch.rand(5, 1, 1, 28, 28)).shape[0] == 5  # one frame per step
     assert model.forward_timesteps(torch.rand(1, 1, 1, 28, 28)).shape[0] == 5  # one frame, repeated
-    with pytest.raises(ValueError, match="runs T=5 steps .* got 3 frames"):
+    with pytest.raises(ValueError, match="runs T=5 steps .* got 3 in dimension 0"):
         model.forward_timesteps(torch.rand(3, 1, 1, 28, 28))
     model.T = 1  # a spiking network at T=1 would carry its membrane across the frames
-    with pytest.raises(ValueError, match="runs T=1 steps .* got 3 frames"):
+    with pytest.raises(ValueError, match="runs T=1 steps .* got 3 in dimension 0"):
         model.forward_timesteps(torch.rand(3, 1, 1, 28, 28))
     twin = create_model("convnet_qcfs", channels=4)  # stateless at T=1: each frame is one step
     assert twin.forward_timesteps(torch.rand(3, 1, 1, 28, 28)).shape[0] == 3

@@ -122,10 +122,10 @@ NOISE_NMNIST = RECIPES[0].parent / "noise_spiking_convnet_nmnist_t1.yaml"
 
 @pytest.mark.parametrize("path, change, message", [
     (NMNIST, lambda r: r["data"]["params"].update(frames=4), r"field 'data.params' model spiking_convnet_nmnist runs "
-                                                             r"T=8 steps and takes 8 event frames .* got 4 frames"),
-    (NMNIST, lambda r: r["model"]["kwargs"].update(T=1), r"runs T=1 steps .* got 8 frames.*without spiking neurons"),
+                                                             r"T=8 steps and takes event frames time first.* got 4 in dimension 0"),
+    (NMNIST, lambda r: r["model"]["kwargs"].update(T=1), r"runs T=1 steps .* got 8 in dimension 0.*without spiking neurons"),
     (NOISE_NMNIST, lambda r: (r["data"]["params"].update(frames=8), r["convert"].update(sweep=[8])),
-     r"runs T=1 steps .* got 8 frames"),  # noisy IF is stateful: T=1 training on 8 frames would be T=8
+     r"runs T=1 steps .* got 8 in dimension 0"),  # noisy IF is stateful: T=1 training on 8 frames would be T=8
     (QCFS_NMNIST, lambda r: r["data"]["params"].update(frames=4),
      r"field 'convert.sweep' must be \[convert.T\] with convert.T = data.params.frames"),
 ])

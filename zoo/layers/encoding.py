@@ -24,10 +24,11 @@ def check_frame_count(frames: int, T: int, stateless: bool, owner: str = "model"
     docstring); ``stateless``: the network has no state between steps (no spiking neurons)."""
     if frames in (1, T) or (T == 1 and stateless):
         return
-    raise ValueError(f"{owner} runs T={T} steps and takes {T} event frames (one per step) or 1 frame (repeated at "
-                     f"every step); got {frames} frames. Integrate the events into {T} frames or 1, or set T to "
-                     f"{frames}" + ("" if stateless else " (only a network without spiking neurons takes any frame "
-                                                         "count at T=1)"))
+    raise ValueError(f"{owner} runs T={T} steps and takes event frames time first, [T, B, C, H, W]: {T} frames (one "
+                     f"per step) or 1 (repeated at every step); got {frames} in dimension 0. A batch-first tensor "
+                     f"[B, T, C, H, W] needs x.transpose(0, 1); otherwise integrate the events into {T} frames or 1, "
+                     f"or set T to {frames}" + ("" if stateless else " (only a network without spiking neurons takes "
+                                                                     "any frame count at T=1)"))
 
 
 def encode_input(
