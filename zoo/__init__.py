@@ -21,7 +21,8 @@ from .allocator import keep_freed_memory  # noqa: E402
 ALLOCATOR_KEEPS_FREED_MEMORY = keep_freed_memory()  # see zoo/allocator.py; ZOO_ALLOCATOR=default opts out
 
 # public name -> the module that defines it, imported when the name is first used
-_LAZY = {"create_model": ".factory", "list_models": ".registry", "register_model": ".registry"}
+_LAZY = {"create_model": ".factory", "create_transform": ".transforms", "list_models": ".registry",
+         "register_model": ".registry"}
 
 
 def __getattr__(name: str) -> Any:
@@ -34,13 +35,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
-
-
-def create_transform(model, T=None):
-    """The input transform a checkpoint was evaluated with; see :mod:`zoo.transforms`."""
-    from .transforms import create_transform as create
-
-    return create(model, T)
 
 
 __all__ = ["create_model", "create_transform", "list_models", "register_model", "__version__"]
