@@ -40,8 +40,8 @@ NEUROBENCH = (
     ("Dense", "nb_dense_ops", "{:.3g}", 1),
     ("MembraneUpdates", "nb_membrane_updates", "{:.3g}", 1),
 )
-NEUROBENCH_NOTE = ("NeuroBench's metrics (Yik et al., Nature Communications 2025; the neurobench 2.3.0 definitions, "
-                   "per sample where counts; `zoo/evaluation/neurobench.py`). Where they differ from the zoo's own: "
+NEUROBENCH_NOTE = ("(Yik et al., Nature Communications 2025; the neurobench 2.3.0 definitions, per sample where "
+                   "counts; `zoo/evaluation/neurobench.py`). Where they differ from the zoo's own: "
                    "an input value other than -1, 0, 1 (a multi-level or multi-bit spike, a pooled spike, an event "
                    "count) makes a layer's operations Effective_MACs, not ACs; zero weights are skipped; an analog "
                    "first layer counts its non-zero pixels once, not dense MACs at each of the T steps.")
@@ -83,8 +83,12 @@ def render(measured: list[dict[str, Any]], refs: list[Reference]) -> str:
 
 
 def _neurobench_table(rows: list[dict[str, Any]]) -> list[str]:
+    """NeuroBench's metrics of ``rows``, or one line where none of them has them."""
+    if not any(record.get("neurobench") for record in rows):
+        return ["NeuroBench's metrics: not in these records, measured before the harness computed them "
+                "(`zoo eval NAME --force` adds them).", ""]
     header = ("model", "T", *(name for name, *_ in NEUROBENCH))
-    lines = [f"NeuroBench's metrics of the same records. {NEUROBENCH_NOTE}", "",
+    lines = [f"NeuroBench's metrics of the same records {NEUROBENCH_NOTE}", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for record in rows:
         values = records.neurobench_columns(record)

@@ -38,6 +38,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
            "#bcbd22")  # matplotlib's tab10, red second so that the first two series differ for colour-blind readers
 DPI = 100
+T_DARKEST = 32  # T at the dark end of the T colours (and beyond)
 
 
 def _pyplot():
@@ -86,11 +87,10 @@ def _title(dataset: str) -> str:
 
 
 def _T_colours(Ts: Iterable[int]) -> dict[int, Any]:
-    """One colour per T, ordered light to dark along viridis (T is an ordered quantity)."""
-    plt = _pyplot()
-    Ts = sorted(set(Ts))
-    cmap = plt.get_cmap("viridis")
-    return {T: cmap(0.9 * (1 - i / max(1, len(Ts) - 1))) for i, T in enumerate(Ts)}
+    """One colour per T, the same in every figure: light to dark along viridis with log2(T) from
+    T = 1 to T = ``T_DARKEST`` (T is an ordered quantity, and the zoo's T double)."""
+    cmap = _pyplot().get_cmap("viridis")
+    return {T: cmap(0.9 * (1 - min(1.0, math.log2(T) / math.log2(T_DARKEST)))) for T in sorted(set(Ts))}
 
 
 def _method_markers(runs: Iterable[dict[str, Any]]) -> dict[str, str]:
@@ -218,12 +218,14 @@ def accuracy_vs_T(dataset: str, runs: list[dict[str, Any]]):
         ax.set_ylabel("top-1 accuracy (%) ± binomial SE")
     fig.suptitle(f"{_title(dataset)}: accuracy against T" + ("" if single else ", one panel per method"),
                  x=0.01, ha="left")
-    fig.tight_layout()  # before the legends, which saving with a tight box keeps in the picture
-    for ax in list(axes.flat)[:len(layout)]:
-        if single:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False, borderaxespad=0)
-        else:
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="x-small", frameon=False)
+    if single:  # the legend beside the axes, added after the layout so that it does not shrink them
+        fig.tight_layout()
+        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False,
+                          borderaxespad=0)
+        return fig
+    for ax in list(axes.flat)[:len(layout)]:  # legends under their panels, before the layout makes room for them
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="x-small", frameon=False)
+    fig.tight_layout()
     return fig
 
 
@@ -259,7 +261,8 @@ def firing_rates(dataset: str, model: str, runs: list[dict[str, Any]]):
         offsets = [k + (i - (len(runs) - 1) / 2) * width for k in range(len(names))]
         ax.bar(offsets, [layer["firing_rate"] for layer in run["neuron_layers"]], width=width,
                color=colours[run["T"]], edgecolor="black", linewidth=0.4, label=f"T = {run['T']}")
-    upright = len(names) <= 6 and max(map(len, names)) <= 16  # a few short names read best unrotated
+    # upright names read best where they fit side by side (about 7 px a character, axes ~1.5 in narrower)
+    upright = len(names) * (7 * max(map(len, names)) + 12) <= (fig.get_figwidth() - 1.5) * DPI
     ax.set_xticks(range(len(names)), names, rotation=0 if upright else 60, ha="center" if upright else "right",
                   fontsize="small" if upright else "x-small")
     ax.set_xlim(-0.6, len(names) - 0.4)
