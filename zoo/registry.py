@@ -25,6 +25,7 @@ from torch import nn
 
 from .config import ConfigError, brief, check_sha256, parse_json, read_limited
 from .names import check_checkpoint_name, check_repo_id, check_revision
+from .suggest import unknown
 
 PRETRAINED_FILE = Path(__file__).resolve().parent / "pretrained.json"
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
@@ -101,9 +102,7 @@ def model_entrypoint(name: str) -> Callable[..., nn.Module]:
     _ensure_models_imported()
     arch = split_name(name)[0]
     if arch not in _ENTRYPOINTS:
-        close = fnmatch.filter(_ENTRYPOINTS, f"*{arch.split('_')[0]}*")
-        hint = f"; similar: {', '.join(sorted(close))}" if close else ""
-        raise ValueError(f"unknown model {arch!r}{hint}. `zoo list` shows every registered model")
+        raise ValueError(unknown("model", arch, _ENTRYPOINTS, "`zoo list` shows every registered model"))
     return _ENTRYPOINTS[arch]
 
 
@@ -159,8 +158,9 @@ def pretrained_entry(name: str) -> PretrainedEntry:
                              f"{', '.join(sorted(table)) or '(none published)'}")
         return tags[0]
     if name not in table:
-        known = [n for n in table if n.startswith(arch + ".")]
-        raise ValueError(f"no published checkpoint {name!r}; {arch!r} has: {', '.join(known) or 'none'}")
+        raise ValueError("no published checkpoint " + unknown("checkpoint", name, table,
+                                                               "`zoo list --pretrained` shows every one")
+                         .removeprefix("unknown checkpoint "))
     return table[name]
 
 

@@ -11,9 +11,27 @@
 - :mod:`~zoo.train.log`: CSV/TensorBoard metrics, throughput and peak memory;
 - :mod:`~zoo.train.export`: the final checkpoint folder;
 - :mod:`~zoo.train.cli`: the ``zoo train`` command.
+
+
+Its public names load their modules on first use (PEP 562), so that ``zoo train --help`` does not
+import the training loop.
 """
 
-from .loop import train
-from .recipe import Recipe, RecipeError, from_dict, load_recipe
+from __future__ import annotations
 
-__all__ = ["Recipe", "RecipeError", "from_dict", "load_recipe", "train"]
+import importlib
+from typing import Any
+
+_LAZY = {"train": ".loop", "Recipe": ".recipe", "RecipeError": ".recipe", "from_dict": ".recipe",
+         "load_recipe": ".recipe"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo.train' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
