@@ -24,16 +24,14 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .config import ConfigError, brief, check_sha256, parse_json, read_limited
-from .names import UnsafeNameError, check_checkpoint_name, check_repo_id, check_revision, confined
+from .config import ConfigError
+from .names import UnsafeNameError, confined
+from .registry import PretrainedEntry, read_registry
 
 PACKAGE = Path(__file__).resolve().parent
 MODELS = PACKAGE / "models"
 PRETRAINED_FILE = PACKAGE / "pretrained.json"  # the file zoo.registry.PRETRAINED_FILE names
-REGISTRY_FORMAT = 2
-ENTRY_FIELDS = ("name", "hf_hub_id", "revision", "sha256", "config_sha256")
 CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"  # as zoo.checkpoint names them
 # The buffers PyTorch stores beside the parameters of the zoo's models (batch normalisation's).
 BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -75,49 +73,13 @@ def match(names: list[str], pattern: str | None) -> list[str]:
 # ---- published checkpoints ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One published checkpoint of ``zoo/pretrained.json`` (see :class:`zoo.registry.PretrainedEntry`)."""
-
-    name: str
-    hf_hub_id: str
-    revision: str
-    sha256: str  # of model.safetensors
-    config_sha256: str  # of config.json
-
-    @property
-    def arch(self) -> str:
-        return self.name.partition(".")[0]
-
-
-def published(path: Path | None = None) -> dict[str, Entry]:
-    """The published checkpoints of ``path`` (default ``PRETRAINED_FILE``) by name; a file that is
-    not a format-2 registry is a CatalogError."""
-    path = PRETRAINED_FILE if path is None else path
-    source = str(path)
+def published(path: Path | None = None) -> dict[str, PretrainedEntry]:
+    """The published checkpoints of ``path`` (default ``PRETRAINED_FILE``) by name, read and checked
+    by the registry's own reader (which imports no torch); a bad file is a CatalogError."""
     try:
-        data = parse_json(read_limited(path), source)
-        if not isinstance(data, dict) or data.get("format_version") != REGISTRY_FORMAT \
-                or not isinstance(data.get("checkpoints"), list):
-            raise CatalogError(f"{source}: expected {{'format_version': {REGISTRY_FORMAT}, 'checkpoints': [...]}}")
-        table = {}
-        for i, record in enumerate(data["checkpoints"]):
-            entry = _entry(record, f"{source}: checkpoints[{i}]")
-            table[entry.name] = entry
-        return table
+        return read_registry(PRETRAINED_FILE if path is None else path)
     except (ConfigError, UnsafeNameError, OSError) as error:
         raise CatalogError(str(error)) from None
-
-
-def _entry(record: Any, source: str) -> Entry:
-    if not isinstance(record, dict) or sorted(record) != sorted(ENTRY_FIELDS):
-        raise CatalogError(f"{source}: expected an object with the fields {', '.join(ENTRY_FIELDS)}, got {brief(record)}")
-    check_checkpoint_name(record["name"], source, what="field 'name'")
-    check_repo_id(record["hf_hub_id"], f"{source}: field 'hf_hub_id'")
-    check_revision(record["revision"], f"{source}: field 'revision'")
-    check_sha256(record["sha256"], "field 'sha256'", source)
-    check_sha256(record["config_sha256"], "field 'config_sha256'", source)
-    return Entry(**record)
 
 
 # ---- checkpoint files --------------------------------------------------------------------------
@@ -133,7 +95,7 @@ def mirror_root() -> Path | None:
     return checkout if checkout.is_dir() else None
 
 
-def mirror_folder(entry: Entry) -> Path | None:
+def mirror_folder(entry: PretrainedEntry) -> Path | None:
     """The entry's folder in the local mirror when it holds the files loading reads, else None."""
     root = mirror_root()
     if root is None:

@@ -19,9 +19,10 @@ import importlib
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from torch import nn
+if TYPE_CHECKING:  # the registry imports no torch: ``zoo list`` / ``zoo info`` read it without
+    from torch import nn
 
 from .config import ConfigError, brief, check_sha256, parse_json, read_limited
 from .names import check_checkpoint_name, check_repo_id, check_revision
