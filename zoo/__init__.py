@@ -11,12 +11,10 @@ so that the ``zoo`` command starts at once and imports only what its subcommand 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 __version__ = "0.1.0"
 
 from .allocator import keep_freed_memory  # noqa: E402
+from .lazy import lazy_attributes  # noqa: E402
 
 ALLOCATOR_KEEPS_FREED_MEMORY = keep_freed_memory()  # see zoo/allocator.py; ZOO_ALLOCATOR=default opts out
 
@@ -25,12 +23,7 @@ _LAZY = {"create_model": ".factory", "create_transform": ".transforms", "list_mo
          "register_model": ".registry"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

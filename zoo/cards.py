@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from .config import CheckpointConfig, ConfigError
+from .names import default_repo_id
 
 # Neurons whose semantics are the project's interpretation of a paper (methods.md sections 3, 4).
 INTERPRETATIONS = {
@@ -200,7 +201,7 @@ def _training(config: CheckpointConfig) -> list[str]:
 
 def _load_lines(config: CheckpointConfig, hf_hub_id: str) -> list[str]:
     """How to load the checkpoint: by its zoo name when it is the zoo's own repository, else by Hub id."""
-    if hf_hub_id != f"snnzoo/{config.name}":
+    if hf_hub_id != default_repo_id(config.name):
         return [f"model = zoo.create_model('hf-hub:{hf_hub_id}', pretrained=True).eval()"]
     return [f"model = zoo.create_model({config.name!r}, pretrained=True).eval()",
             f"# or: torch.hub.load('snnzoo/snnzoo', {config.architecture!r}, pretrained={config.name.split('.', 1)[1]!r})"]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+DEFAULT_OWNER = "snnzoo"  # the Hub owner of the zoo's own checkpoint repositories
+
 # one path component: starts with a letter or digit; letters, digits, '_' and '-' after it
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _HUB_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
@@ -63,6 +65,11 @@ def check_revision(value: object, source: str = "") -> str:
         raise UnsafeNameError(f"{where}revision must be a Hub commit, tag or branch name (letters, digits, '.', '_', "
                               f"'-'), got {value!r}"[:400])
     return value
+
+
+def default_repo_id(name: str) -> str:
+    """The zoo's own Hub repository of the checkpoint ``arch.tag``: ``snnzoo/arch.tag``."""
+    return f"{DEFAULT_OWNER}/{name}"
 
 
 def confined(root: str | Path, *parts: str) -> Path:

@@ -28,19 +28,13 @@ from .cards import render_card
 from .checkpoint import (CARD, CONFIG, TRAIN_LOG, WEIGHTS, CheckpointFiles, check_architecture, read_checkpoint,
                          sha256_file, write_atomic)
 from .hub import HUB_FILES, mirror_folder, mirror_root
-from .names import check_repo_id, confined
+from .names import DEFAULT_OWNER, check_repo_id, confined, default_repo_id
 from .registry import PRETRAINED_FILE as REGISTRY
 from .registry import REGISTRY_FORMAT, PretrainedEntry, parse_entry, read_registry
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 CARDS_DIR = CHECKOUT / "model_cards"
-DEFAULT_OWNER = "snnzoo"
 REPOSITORY_FILES = (*HUB_FILES, TRAIN_LOG)
-
-
-def default_repo_id(name: str) -> str:
-    """``convnet.lif_fashion_mnist_t4`` -> ``snnzoo/convnet.lif_fashion_mnist_t4``."""
-    return f"{DEFAULT_OWNER}/{name}"
 
 
 def assemble(files: CheckpointFiles, repo_id: str, mirror: Path, cards_dir: Path | None) -> tuple[Path, str]:

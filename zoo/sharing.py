@@ -65,8 +65,7 @@ from .checkpoint import (CARD, CONFIG, TRAIN_LOG, CheckpointError, TensorInfo, b
                          save_checkpoint, serialize_safetensors, tensors_sha256, write_atomic)
 from .config import CheckpointConfig
 from .hub import HUB_FILES
-from .names import check_checkpoint_name, check_repo_id, check_revision
-from .publish import default_repo_id
+from .names import check_checkpoint_name, check_repo_id, check_revision, default_repo_id
 
 __all__ = ["save_pretrained", "push_to_hub", "derive_config"]
 _log = logging.getLogger("zoo")

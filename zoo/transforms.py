@@ -111,8 +111,8 @@ def create_transform(model: Any, T: int | None = None) -> ImageTransform | Event
             raise ValueError(f"{type(model).__name__} was built without weights; its input transform is the "
                              "one of the checkpoint it will load (create_transform(NAME))")
         return transform_for(config, T or model.T)
-    from .checkpoint import CONFIG
+    from .checkpoint import read_config
     from .hub import resolve_checkpoint
 
-    folder, _ = resolve_checkpoint(str(model))
-    return transform_for(CheckpointConfig.load(folder / CONFIG), T)
+    folder, pins = resolve_checkpoint(model)
+    return transform_for(read_config(folder, pins), T)  # config.json verified as a load verifies it

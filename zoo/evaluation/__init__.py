@@ -18,23 +18,16 @@ The names below load their modules (and PyTorch) on first use, so that ``zoo eva
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
+
+from ..lazy import lazy_attributes
 
 DEFAULT_RESULTS = Path("evaluation") / "results"  # where `zoo eval` writes records, relative to the working folder
 
 _LAZY = {"OperationCounter": ".counters", "evaluate": ".harness", "evaluate_checkpoint": ".harness",
-         "build_leaderboard": ".leaderboard", "load_records": ".records", "write_to_checkpoint": ".records"}
+         "build_leaderboard": ".leaderboard:build", "load_records": ".records", "write_to_checkpoint": ".records"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name], __name__)
-        value = getattr(module, "build" if name == "build_leaderboard" else name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'zoo.evaluation' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["DEFAULT_RESULTS", "OperationCounter", "build_leaderboard", "evaluate", "evaluate_checkpoint",

@@ -15,14 +15,13 @@ files.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from zoo.cards import DATASET_TITLES
-from zoo.checkpoint import CONFIG, write_atomic
+from zoo.checkpoint import CONFIG, read_config, write_atomic
 from zoo.hub import mirror_folder
-from zoo.publish import default_repo_id
+from zoo.registry import pretrained_entry
 
 from . import energy, plots, records
 from .plots import standard_error
@@ -118,14 +117,18 @@ def _measured_cells(record: dict[str, Any], refs: list[Reference]) -> list[str]:
 
 
 def _training_minutes(record: dict[str, Any]) -> float | None:
-    """Minutes of training steps of the weights the record measured, from their checkpoint config."""
-    folder = mirror_folder(default_repo_id(record["model"]))
-    path = None if folder is None else folder / CONFIG
-    if path is None or not path.is_file():
+    """Minutes of training steps of the weights the record measured, from their published config
+    in the local mirror (read as a load reads it: verified against the registry's pins)."""
+    try:
+        entry = pretrained_entry(record["model"])
+    except ValueError:  # not published (any more)
         return None
-    config = json.loads(path.read_text())
-    seconds = config.get("metrics", {}).get("train", {}).get("train_time_s")
-    same = config.get("weights_sha256") == record["checkpoint_sha256"]
+    folder = mirror_folder(entry.hf_hub_id)
+    if folder is None or not (folder / CONFIG).is_file():
+        return None
+    config = read_config(folder, entry.pins)
+    seconds = config.metrics.get("train", {}).get("train_time_s")
+    same = config.weights_sha256 == record["checkpoint_sha256"]
     return seconds / 60 if same and seconds is not None else None
 
 

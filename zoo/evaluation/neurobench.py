@@ -111,26 +111,21 @@ def _leaves(module: nn.Module):
 
 def activation_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The activation layers NeuroBench hooks: outermost ``ACTIVATION_LAYERS`` modules."""
-    found: dict[str, nn.Module] = {}
-
-    def walk(module: nn.Module, prefix: str) -> None:
-        for name, child in module.named_children():
-            if isinstance(child, ACTIVATION_LAYERS):
-                found[prefix + name] = child
-            elif next(child.children(), None) is not None:
-                walk(child, f"{prefix}{name}.")
-
-    walk(model, "")
-    return found
+    return _outermost(model, ACTIVATION_LAYERS)
 
 
 def connection_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The connection layers NeuroBench hooks: ``CONNECTION_LAYERS`` modules, outermost first."""
+    return _outermost(model, CONNECTION_LAYERS)
+
+
+def _outermost(model: nn.Module, kinds: tuple[type, ...]) -> dict[str, nn.Module]:
+    """The modules of ``kinds`` by name, not looking inside one that is found (NeuroBench's walk)."""
     found: dict[str, nn.Module] = {}
 
     def walk(module: nn.Module, prefix: str) -> None:
         for name, child in module.named_children():
-            if isinstance(child, CONNECTION_LAYERS):
+            if isinstance(child, kinds):
                 found[prefix + name] = child
             elif next(child.children(), None) is not None:
                 walk(child, f"{prefix}{name}.")
