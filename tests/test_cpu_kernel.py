@@ -10,6 +10,8 @@ the kernel runs on several threads.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -228,6 +230,21 @@ def test_torch_compile_traces_the_kernel_ops(kernel_calls):
     torch.testing.assert_close(xc.grad, xr.grad, rtol=1e-5, atol=1e-6)
     assert kernel_calls == ["zoo_neuron_forward", "zoo_neuron_backward"]
     torch._dynamo.reset()
+
+
+def test_available_carries_the_mark_of_assume_constant_result():
+    """``available`` is marked by hand (the decorator imports torch._dynamo); the mark must be the
+    decorator's own, so a torch release that changes it fails here, not in a user's compiled model."""
+    def probe():
+        return True
+    marks = set(vars(torch.compiler.assume_constant_result(probe)))
+    assert marks and all(getattr(cpu_kernel.available, m) == getattr(probe, m) for m in marks)
+
+
+def test_importing_the_zoo_does_not_import_dynamo():
+    code = "import sys, zoo, zoo.neurons, zoo.models; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 # ---- fallback -------------------------------------------------------------------------------------

@@ -193,9 +193,14 @@ def _loaded() -> ctypes.CDLL | None:
     return _library_state or None
 
 
-@torch.compiler.assume_constant_result  # torch.compile: decided (and built) once, at trace time
 def available() -> bool:
     return library() is not None
+
+
+# torch.compile decides (and builds) once, at trace time. The mark is what
+# torch.compiler.assume_constant_result sets; applying that decorator would import torch._dynamo
+# (1.5 s) on every `import zoo`. tests/test_cpu_kernel.py checks the two marks agree.
+available._dynamo_marked_constant = True
 
 
 def supports(dyn: Dynamics, dtype: torch.dtype) -> bool:
