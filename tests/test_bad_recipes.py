@@ -447,10 +447,11 @@ def test_bad_numbers_are_refused_naming_the_field(override, field, expected):
 
 
 @pytest.mark.parametrize("convert, field", [
-    ({"kind": "noisy_t1_to_tn", "T": 0, "sweep": [1]}, "convert.T"),
-    ({"kind": "noisy_t1_to_tn", "T": 4, "sweep": [1, 0]}, "convert.sweep[1]"),
-    ({"kind": "noisy_t1_to_tn", "T": 4, "sweep": [True]}, "convert.sweep[0]"),
-    ({"kind": "noisy_t1_to_tn", "T": 4, "sweep": []}, "convert.sweep"),
+    ({"kind": "noisy_t1_to_tn", "T": 0, "sweep": [1], "bn_recalibration_images": 0}, "convert.T"),
+    ({"kind": "noisy_t1_to_tn", "T": 4, "sweep": [1, 0], "bn_recalibration_images": 0}, "convert.sweep[1]"),
+    ({"kind": "noisy_t1_to_tn", "T": 4, "sweep": [True], "bn_recalibration_images": 0}, "convert.sweep[0]"),
+    ({"kind": "noisy_t1_to_tn", "T": 4, "sweep": [], "bn_recalibration_images": 0}, "convert.sweep"),
+    ({"kind": "noisy_t1_to_tn", "T": 4, "sweep": [4], "bn_recalibration_images": -1}, "convert.bn_recalibration_images"),
     ({"kind": "qcfs_to_multibit", "T": 1, "sweep": [1], "m": 0, "n": 1}, "convert.m"),
     ({"kind": "qcfs_to_multibit", "T": 1, "sweep": [1], "m": 1, "n": -1}, "convert.n"),
 ])

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.convert import ConversionError, convert_module, noisy_to_multistep, qcfs_to_snn, snn_arch
+from zoo.convert import ConversionError, convert_module, noisy_to_multistep, qcfs_to_snn, recalibrate_batchnorm, snn_arch
 from zoo.layers import QCFS
 from zoo.neurons import create
 
@@ -176,3 +176,34 @@ def test_noisy_t1_to_tN():
         assert model.forward_timesteps(x).shape == (8, 4, 10)
     with pytest.raises(ConversionError, match="noisy_if"):
         noisy_to_multistep(zoo.create_model("spiking_convnet", channels=4), 4)
+
+
+def test_batchnorm_recalibration_estimates_the_statistics_of_the_converted_network():
+    """After recalibration, the first BatchNorm's running mean is the mean of its inputs over the
+    batches (equal batches: the mean of batch means), computed here with the network running as it
+    will at inference (deterministic IF, T = 4); no learned parameter changes, and the neurons
+    draw no noise, so recalibrating twice gives the same statistics."""
+    torch.manual_seed(0)
+    model = noisy_to_multistep(zoo.create_model("spiking_convnet", channels=4, T=1, neuron="noisy_if(sigma=0.3)"), 4)
+    norm = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    norm.momentum = 0.3
+    learned = {k: v.clone() for k, v in model.named_parameters()}
+    batches = [(torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.int64)) for _ in range(3)]
+    inputs = []
+    hook = norm.register_forward_hook(lambda module, args, out: inputs.append(args[0].detach()))
+    with torch.no_grad():
+        for x, _ in batches:
+            model(x)
+    hook.remove()
+    assert recalibrate_batchnorm(model, batches) == 24
+    expected = torch.stack([x.mean(dim=(0, 2, 3)) for x in inputs]).mean(0)
+    torch.testing.assert_close(norm.running_mean, expected, rtol=1e-5, atol=1e-6)
+    assert int(norm.num_batches_tracked) == 3 and norm.momentum == 0.3 and not model.training
+    assert all(torch.equal(v, dict(model.named_parameters())[k]) for k, v in learned.items())
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    recalibrate_batchnorm(model, batches)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in stats.items())
+    with pytest.raises(ValueError, match="no batches"):
+        recalibrate_batchnorm(model, [])
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        recalibrate_batchnorm(nn.Sequential(nn.Linear(2, 2)), batches)

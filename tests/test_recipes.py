@@ -105,7 +105,8 @@ def base() -> dict:
     (lambda r: r["model"]["kwargs"].pop("T"), r"field 'model.kwargs' lacks 'T'"),
     (lambda r: r["train"].update(batch_size=100, accumulation=3), r"divisible by train.accumulation"),
     (lambda r: r.update(convert={"kind": "qcfs_to_if", "T": 4, "sweep": [4]}), r"field 'model.arch' must be an ANN twin"),
-    (lambda r: r.update(convert={"kind": "noisy_t1_to_tn", "T": 4, "sweep": [4]}), r"must be a 'noisy_if' spec"),
+    (lambda r: r.update(convert={"kind": "noisy_t1_to_tn", "T": 4, "sweep": [4], "bn_recalibration_images": 0}),
+     r"must be a 'noisy_if' spec"),
 ])
 def test_schema_errors_name_file_and_field(change, message):
     raw = base()

@@ -263,6 +263,21 @@ def test_event_data_as_one_repeated_frame(tmp_path, monkeypatch):
     assert "the whole recording integrated into one frame, repeated over T" in render_card(config, "x/y")
 
 
+def test_noise_conversion_recalibrates_batchnorm(straight, tmp_path, data_root):
+    """The finished noise run converted again (--convert-from) with BatchNorm statistics
+    re-estimated on 40 training images at T = N: the learned weights are the run's, only the
+    running statistics differ; the report and the card say so."""
+    calibrated = [*TINY, "convert={kind: noisy_t1_to_tn, T: 4, sweep: [4], bn_recalibration_images: 40}"]
+    folder = run(NOISE, tmp_path, data_root, calibrated, convert_from=straight)
+    config = CheckpointConfig.load(folder / "config.json")
+    assert config.metrics["train"]["conversion"]["bn_recalibration"] == {"images": 40, "T": 4}
+    before, after = load_checkpoint(straight / "checkpoint").state_dict(), load_checkpoint(folder).state_dict()
+    statistics = {k for k in before if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert statistics and all(not torch.equal(before[k], after[k]) for k in statistics)
+    assert all(torch.equal(before[k], after[k]) for k in before.keys() - statistics)
+    assert "re-estimated on 40 training images" in render_card(config, "snnzoo/" + config.name)
+
+
 def test_multibit_conversion_run_and_the_same_twin_converted_to_if(tmp_path, data_root):
     """ANN twin (QCFS, L = 3, shift 1/2) trained, converted to 2-bit spikes: at T = 1 the SNN is the
     ANN, so its test accuracy equals the twin's exactly. The same finished run converted again to IF

@@ -160,8 +160,14 @@ def _provenance(config: CheckpointConfig) -> str:
                 f"(QCFS) activations was trained, then each activation became {target}, its threshold folded "
                 "into the weights (`zoo/convert/qcfs.py`).")
     if kind == "noisy_t1_to_tn":
-        return (f"The weights were trained at T=1 with noisy IF neurons and run here at T={config.T} as IF "
+        text = (f"The weights were trained at T=1 with noisy IF neurons and run here at T={config.T} as IF "
                 "neurons (`zoo/convert/noise.py`).")
+        calibration = config.metrics.get("train", {}).get("conversion", {}).get("bn_recalibration")
+        if calibration:
+            text += (f" Then every BatchNorm's running statistics were re-estimated on {calibration['images']:,} "
+                     f"training images with the network running T={calibration['T']} steps, no learned parameter "
+                     "changed (`zoo/convert/batchnorm.py`; the zoo's addition, not the paper's).")
+        return text
     lineage = config.metrics.get("lineage")
     if isinstance(lineage, dict):
         frozen = len(lineage.get("frozen", []))

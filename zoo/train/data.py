@@ -224,8 +224,11 @@ class DeviceSplit:
 
     def eval_batches(self, batch_size: int, ctx: Context) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This process's share (samples ``rank, rank + world, ...``) in batches."""
-        index = torch.arange(ctx.rank, len(self), ctx.world, device=self.images.device)
-        for chunk in index.split(batch_size):
+        return self.batches(list(range(ctx.rank, len(self), ctx.world)), batch_size)
+
+    def batches(self, index: list[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The samples ``index``, in that order, in batches, without augmentation."""
+        for chunk in torch.tensor(index, dtype=torch.int64, device=self.images.device).split(batch_size):
             yield self.normalise(self.images[chunk]), self.labels[chunk]
 
 
@@ -263,7 +266,9 @@ class LoaderSplit:
             yield micro
 
     def eval_batches(self, batch_size: int, ctx: Context) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        index = list(range(ctx.rank, len(self), ctx.world))
+        return self.batches(list(range(ctx.rank, len(self), ctx.world)), batch_size)
+
+    def batches(self, index: list[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in self._loader([index[i : i + batch_size] for i in range(0, len(index), batch_size)]):
             x, y = self._to_device(x, y)
             yield to_model_layout(x), y

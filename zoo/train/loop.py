@@ -37,7 +37,7 @@ from tqdm import tqdm
 from ..checkpoint import write_atomic
 from ..convert import convert_trained
 from . import distributed
-from .data import alternating_flips, build_splits, epoch_plan
+from .data import DeviceSplit, LoaderSplit, alternating_flips, build_splits, epoch_plan
 from .ema import WeightEMA
 from .evaluate import autocast, evaluate
 from .export import export_checkpoint
@@ -191,13 +191,21 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
         conversion = None
         if recipe.convert is not None:
             model, conversion = convert_trained(model, recipe.model.arch, recipe.convert, lambda network: test(network)["top1"],
-                                                source_top1=final_eval["top1"])
+                                                source_top1=final_eval["top1"],
+                                                training_images=lambda n: training_subset(train_split, n, recipe))
         result = None
         if log is not None:
             result = export_checkpoint(model, recipe, out, train_set, ctx, log.rows(), final_eval, conversion,
                                        lineage, recipe_file=recipe_file, overrides=overrides)
     distributed.barrier(ctx)
     return result
+
+
+def training_subset(split: DeviceSplit | LoaderSplit, n: int, recipe: Recipe) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``n`` training images drawn without replacement by the recipe's seed, not augmented, in
+    evaluation batches; every process sees the same ones (so replicas stay equal)."""
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(recipe.seed))
+    return split.batches(order[:n].tolist(), recipe.data.eval_batch_size)
 
 
 def _epoch_end(epoch: int, lr: float, stats: dict[str, float], model: nn.Module, ema: WeightEMA | None, train_cfg: Any,

@@ -233,6 +233,10 @@ class NoisyToIF:
     kind: Literal["noisy_t1_to_tn"]
     T: int = within(STEPS)  # time steps of the saved network
     sweep: list[int] = within(STEPS)  # T values at which accuracy is reported
+    # training images (a seeded random subset, not augmented) on which every BatchNorm's running
+    # statistics are re-estimated with the network running T steps (zoo.convert.batchnorm); 0 = keep
+    # the statistics gathered in training
+    bn_recalibration_images: int = within("[0, 10_000_000]")
 
 
 @dataclass
