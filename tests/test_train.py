@@ -14,6 +14,7 @@ import gzip
 import math
 import os
 import random
+import shutil
 import socket
 import struct
 import subprocess
@@ -261,6 +262,20 @@ def test_event_data_as_one_repeated_frame(tmp_path, monkeypatch):
     assert all(r["input"]["encoding"] == "repeated_frame" and r["dataset_describe"]["input_size"] == [1, 2, 34, 34]
                for r in records)
     assert "the whole recording integrated into one frame, repeated over T" in render_card(config, "x/y")
+
+
+def test_resume_accepts_keywords_an_architecture_gained_with_their_defaults(straight, tmp_path, data_root):
+    """A run saved before the architecture had a keyword (its recipe does not write it) resumes
+    under a recipe that writes it with the default the run's graph had; a value other than that
+    default is still another recipe."""
+    shutil.copytree(straight, tmp_path / "run")
+    state = load_state(tmp_path / "run")
+    assert state["recipe"]["model"]["kwargs"].pop("head_hidden") == 0
+    save_state(tmp_path / "run", state)
+    assert run(NOISE, tmp_path / "run", data_root, TINY, resume=True) == tmp_path / "run" / "checkpoint"
+    save_state(tmp_path / "run", state)
+    with pytest.raises(StateError, match=r"differing field\(s\): model.kwargs.head_hidden$"):
+        run(NOISE, tmp_path / "run", data_root, [*TINY, "model.kwargs.head_hidden=16"], resume=True)
 
 
 def test_noise_conversion_recalibrates_batchnorm(straight, tmp_path, data_root):

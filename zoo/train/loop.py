@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from ..checkpoint import write_atomic
 from ..convert import convert_trained
+from ..registry import build_architecture
 from . import distributed
 from .data import DeviceSplit, LoaderSplit, alternating_flips, build_splits, epoch_plan
 from .ema import WeightEMA
@@ -334,7 +335,9 @@ def _restore(state: dict[str, Any], recipe: Recipe, ctx: distributed.Context, mo
     """Load a run's state (fields checked by ``load_run_state``) into this run's objects; a value
     that does not fit them is a StateError naming the file and the field."""
     where = out / STATE_FILE
-    differ = [d for d in _differences(state["recipe"], recipe.to_dict()) if d.split(".")[0] not in may_differ]
+    later = _keywords_added_since(state["recipe"], recipe, model)
+    differ = [d for d in _differences(state["recipe"], recipe.to_dict())
+              if d.split(".")[0] not in may_differ and d not in later]
     if differ:
         raise StateError(f"{where}: the run was started with another recipe; differing field(s): {', '.join(differ)}")
     if state["world"] != ctx.world:
@@ -355,6 +358,21 @@ def _restore(state: dict[str, Any], recipe: Recipe, ctx: distributed.Context, mo
             message = " ".join(str(error).split())[:500]
             raise StateError(f"{where}: field {name!r} does not fit this run ({type(error).__name__}: {message})") from None
     return state["epoch"]
+
+
+def _keywords_added_since(saved: dict[str, Any], recipe: Recipe, model: nn.Module) -> set[str]:
+    """The ``model.kwargs`` fields this recipe writes and the saved run's did not, whose values
+    are what the saved run's architecture took by default: keywords an architecture gained after
+    the run started. They leave the graph as it was, so the run still resumes."""
+    kwargs = saved.get("model", {}).get("kwargs")
+    added = [key for key in recipe.model.kwargs if isinstance(kwargs, dict) and key not in kwargs]
+    if not added:
+        return set()
+    try:
+        then = build_architecture(recipe.model.arch, **kwargs).arch_kwargs
+    except (TypeError, ValueError):
+        return set()
+    return {f"model.kwargs.{key}" for key in added if key in then and then[key] == model.arch_kwargs.get(key)}
 
 
 def _differences(saved: Any, current: Any, path: str = "") -> list[str]:
