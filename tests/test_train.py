@@ -264,15 +264,18 @@ def test_event_data_as_one_repeated_frame(tmp_path, monkeypatch):
     assert "the whole recording integrated into one frame, repeated over T" in render_card(config, "x/y")
 
 
-def test_resume_accepts_keywords_an_architecture_gained_with_their_defaults(straight, tmp_path, data_root):
+def test_resume_accepts_later_keywords_at_their_defaults_and_another_conversion(straight, tmp_path, data_root):
     """A run saved before the architecture had a keyword (its recipe does not write it) resumes
-    under a recipe that writes it with the default the run's graph had; a value other than that
-    default is still another recipe."""
+    under a recipe that writes it with the default the run's graph had, and with another
+    conversion (it acts after training); a keyword value other than that default is still another
+    recipe."""
     shutil.copytree(straight, tmp_path / "run")
     state = load_state(tmp_path / "run")
     assert state["recipe"]["model"]["kwargs"].pop("head_hidden") == 0
     save_state(tmp_path / "run", state)
-    assert run(NOISE, tmp_path / "run", data_root, TINY, resume=True) == tmp_path / "run" / "checkpoint"
+    later_conversion = [*TINY, "convert={kind: noisy_t1_to_tn, T: 2, sweep: [2], bn_recalibration_images: 0}"]
+    assert run(NOISE, tmp_path / "run", data_root, later_conversion, resume=True) == tmp_path / "run" / "checkpoint"
+    assert CheckpointConfig.load(tmp_path / "run" / "checkpoint" / "config.json").T == 2
     save_state(tmp_path / "run", state)
     with pytest.raises(StateError, match=r"differing field\(s\): model.kwargs.head_hidden$"):
         run(NOISE, tmp_path / "run", data_root, [*TINY, "model.kwargs.head_hidden=16"], resume=True)

@@ -88,7 +88,9 @@ def train(recipe: Recipe, out: str | Path, *, recipe_file: str | None = None, ov
           resume: bool = False, stop_after: int | None = None, device: str = "auto", backend: str = "auto",
           data_root: str | None = None, progress: bool = True, convert_from: str | Path | None = None) -> Path | None:
     """Run ``recipe`` in the folder ``out``; return the checkpoint folder, or None when stopped
-    early by ``stop_after`` (a number of completed epochs; the state is saved, ``resume`` goes on).
+    early by ``stop_after`` (a number of completed epochs; the state is saved, ``resume`` goes on,
+    bit for bit; the recipe may then differ from the run's only in the fields that act after
+    training, :data:`CONVERSION_FIELDS`, and in model keywords added since with their defaults).
 
     ``convert_from``: instead of training, take the finished run in that folder, trained by this
     recipe but for its ``name``, ``method``, ``source`` and ``convert`` fields, and convert and export
@@ -151,7 +153,8 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
     if (out / STATE_FILE).exists() and not resume:
         raise StateError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume:
-        start = _restore(load_run_state(out), recipe, ctx, model, optimizer, scaler, generator, ema, out)
+        start = _restore(load_run_state(out), recipe, ctx, model, optimizer, scaler, generator, ema, out,
+                         may_differ=CONVERSION_FIELDS)
     elif convert_from is not None:
         start = _restore(load_run_state(convert_from), recipe, ctx, model, optimizer, scaler, generator, ema, convert_from,
                          may_differ=CONVERSION_FIELDS)
@@ -325,7 +328,8 @@ def _save(out: Path, recipe: Recipe, ctx: distributed.Context, epochs_done: int,
     distributed.barrier(ctx)
 
 
-# Recipe fields in which a run converted from another (--convert-from) may differ from it.
+# Recipe fields that act only after training: a resumed run, or one converted from another
+# (--convert-from), may differ from the run in them.
 CONVERSION_FIELDS = ("name", "method", "source", "convert")
 
 
