@@ -1,8 +1,10 @@
 """The ``zoo`` command: starts without PyTorch where it can, lists and describes what the zoo holds,
 suggests the closest names, and says every user error in one line with exit status 2.
 
-- ``zoo --help``, ``zoo list`` and ``zoo info ARCH.TAG`` import no torch (checked in a fresh process:
-  the import is what made every command take seconds to start);
+- ``zoo --help``, ``zoo list``, ``zoo info ARCH.TAG`` and ``zoo info ARCH`` import no torch (checked in
+  a fresh process: the import is what made every command take seconds to start);
+- ``zoo/architectures.json``, which ``zoo info ARCH`` reads, is what building every architecture gives
+  (else the test names the command that rewrites it);
 - :mod:`zoo.catalog` reads the same names as the runtime registry, the same mirror as :mod:`zoo.hub`,
   and parameter counts from the safetensors header equal to the loaded models';
 - ``zoo info ARCH.TAG`` describes the checkpoint (its own kwargs and parameters), not the default
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo import catalog, cli, hub, info, suggest
+from zoo import archfacts, catalog, cli, hub, info, suggest
 from zoo.neurons import spec as specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +47,7 @@ def one_line_error(capsys, argv: list[str], status: int = 2) -> str:
 
 # ---- starting at once ----------------------------------------------------------------------------
 
-FAST = [["--help"], ["list"], ["list", "--pretrained"], ["info", MLF], ["info", "no_such_arch"],
+FAST = [["--help"], ["list"], ["list", "--pretrained"], ["info", MLF], ["info", "spiking_resnet20"], ["info", "no_such_arch"],
         ["eval", "--help"], ["leaderboard", "--help"], ["eval", "spiking_convnt.x"]]
 
 
@@ -54,7 +56,7 @@ def test_commands_that_start_without_torch(argv):
     probe = ("import sys\nfrom zoo.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
              "heavy = sorted(m for m in ('torch', 'numpy', 'matplotlib') if m in sys.modules)\n"
              "print('IMPORTED', heavy, file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True, check=False,
                             timeout=120)
     assert "IMPORTED []" in result.stderr, result.stderr[-2000:]
 
@@ -188,6 +190,58 @@ def test_parameter_counts_from_the_header_equal_the_loaded_models():
         if folder is None:
             continue
         model = zoo.create_model(name, pretrained=True)
-        assert catalog.tensor_counts(folder / catalog.WEIGHTS).parameters == info.count_params(model), name
+        assert catalog.tensor_counts(folder / catalog.WEIGHTS).parameters == archfacts.count_params(model), name
         neuron = json.loads((folder / catalog.CONFIG).read_text())["arch_kwargs"]["neuron"]
         assert info.format_spec(neuron) == specs.format(specs.parse(neuron)), name
+
+
+# ---- zoo info ARCH: the architecture facts file --------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_architecture_facts_file_is_current():
+    """Every registered architecture, built and measured now, gives what zoo/architectures.json holds."""
+    stored = json.loads(catalog.FACTS_FILE.read_text(encoding="utf-8"))
+    fresh = archfacts.measure_all()
+    stale = sorted(set(stored["architectures"]) ^ set(fresh["architectures"]) | {
+        arch for arch in set(stored["architectures"]) & set(fresh["architectures"])
+        if stored["architectures"][arch] != fresh["architectures"][arch]})
+    assert not stale and stored == fresh, (
+        f"{catalog.FACTS_FILE} is stale for {', '.join(stale) or 'its header'}: run `{catalog.FACTS_COMMAND}`")
+    assert catalog.FACTS_FILE.read_text(encoding="utf-8") == archfacts.dumps(fresh), \
+        f"{catalog.FACTS_FILE} is not as written: run `{catalog.FACTS_COMMAND}`"
+
+
+def test_info_of_an_architecture_reads_the_facts_and_says_what_it_is(capsys):
+    code, out, err = zoo_main(capsys, ["info", "spiking_vgg7"])
+    facts = catalog.architecture_facts()["spiking_vgg7"]
+    assert code == 0, err
+    assert out.startswith(f"spiking_vgg7: {facts['class']}\n  Spiking VGG-7") and f"parameters: {facts['parameters']:,}\n" in out
+    assert "spiking_vgg7.if_converted_cifar10_t8" in out  # its published checkpoints, from the registry
+    assert all(f"\n{name} " in out for name, *_ in facts["modules"])
+
+
+def test_info_of_an_architecture_the_file_lacks_or_at_another_depth_builds_it(capsys, monkeypatch):
+    code, from_file, _ = zoo_main(capsys, ["info", "spiking_convnet"])
+    monkeypatch.setattr(catalog, "architecture_facts", lambda path=None: {})
+    code_built, built, _ = zoo_main(capsys, ["info", "spiking_convnet"])
+    assert code == code_built == 0 and built == from_file
+    deeper = archfacts.measure("spiking_convnet", depth=3)
+    stored = json.loads(catalog.FACTS_FILE.read_text(encoding="utf-8"))["architectures"]["spiking_convnet"]
+    assert [row for row in deeper["modules"] if row[0].count(".") < catalog.FACTS_DEPTH] == stored["modules"]
+    assert any(row[0].count(".") == 2 for row in deeper["modules"])
+    code, out, _ = zoo_main(capsys, ["info", "spiking_convnet", "--depth", "3"])
+    assert code == 0 and all(f"\n{name} " in out for name, *_ in deeper["modules"])
+
+
+@pytest.mark.parametrize("damage,expected", [
+    (lambda table: {**table, "format": 99}, "not architecture facts of format 1 at depth 2"),
+    (lambda table: {**table, "depth": 3}, "not architecture facts of format 1 at depth 2"),
+    (lambda table: {**table, "architectures": {"spiking_vgg7": {"class": "x"}}}, "'spiking_vgg7' has not the fields"),
+])
+def test_a_damaged_facts_file_is_one_line_naming_the_command(capsys, monkeypatch, tmp_path, damage, expected):
+    path = tmp_path / "architectures.json"
+    path.write_text(json.dumps(damage(json.loads(catalog.FACTS_FILE.read_text(encoding="utf-8")))))
+    monkeypatch.setattr(catalog, "FACTS_FILE", path)
+    line = one_line_error(capsys, ["info", "spiking_vgg7"])
+    assert line.startswith(f"zoo info: {path}: ") and expected in line and catalog.FACTS_COMMAND in line

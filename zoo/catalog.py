@@ -1,8 +1,11 @@
 """What the zoo holds, read from its files without importing PyTorch: for ``zoo list`` and ``zoo info``.
 
-- **Architectures**: the functions decorated with ``@register_model`` in ``zoo/models/*.py``, found
-  by parsing those files (:mod:`ast`) instead of importing them; ``tests/test_cli.py`` checks the
-  result against the runtime registry, :func:`zoo.list_models`.
+- **Architectures**: the functions decorated with ``@register_model`` in ``zoo/models/*.py`` and
+  their docstrings, found by parsing those files (:mod:`ast`) instead of importing them;
+  ``tests/test_cli.py`` checks the names against the runtime registry, :func:`zoo.list_models`.
+- **Architecture facts**: ``zoo/architectures.json``, what building each architecture at its
+  defaults yields (parameters, input, kwargs, a module summary), measured and written by
+  :mod:`zoo.archfacts` (``python -m zoo.archfacts``); ``tests/test_cli.py`` checks it is current.
 - **Published checkpoints**: the entries of ``zoo/pretrained.json`` (format 2), read with the zoo's
   bounded JSON reader and checked lightly: the names and Hub ids are safe names (:mod:`zoo.names`)
   and the digests 64 hex digits. :func:`zoo.registry.read_registry` is the full check that loading
@@ -25,13 +28,18 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError
+from .config import ConfigError, parse_json, read_limited
 from .names import UnsafeNameError, confined
 from .registry import PretrainedEntry, read_registry
 
 PACKAGE = Path(__file__).resolve().parent
 MODELS = PACKAGE / "models"
 PRETRAINED_FILE = PACKAGE / "pretrained.json"  # the file zoo.registry.PRETRAINED_FILE names
+FACTS_FILE = PACKAGE / "architectures.json"  # generated: FACTS_COMMAND rewrites it
+FACTS_COMMAND = "python -m zoo.archfacts"
+FACTS_FORMAT = 1
+FACTS_DEPTH = 2  # module nesting the facts file summarises: zoo info's default --depth
+FACTS_FIELDS = ("class", "parameters", "input_size", "T", "neuron_layers", "kwargs", "modules")
 CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"  # as zoo.checkpoint names them
 # The buffers PyTorch stores beside the parameters of the zoo's models (batch normalisation's).
 BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -47,12 +55,17 @@ class CatalogError(ValueError):
 
 def architectures() -> list[str]:
     """The registered architecture names, sorted, read from the sources of ``zoo/models``."""
-    names = []
+    return sorted(architecture_docs())
+
+
+def architecture_docs() -> dict[str, str]:
+    """Each registered architecture's docstring (its entry point's; "" where it has none)."""
+    docs = {}
     for path in sorted(MODELS.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        names += [node.name for node in tree.body
-                  if isinstance(node, ast.FunctionDef) and any(_is_register(d) for d in node.decorator_list)]
-    return sorted(names)
+        docs.update({node.name: ast.get_docstring(node) or "" for node in tree.body
+                     if isinstance(node, ast.FunctionDef) and any(_is_register(d) for d in node.decorator_list)})
+    return docs
 
 
 def _is_register(decorator: ast.expr) -> bool:
@@ -68,6 +81,25 @@ def match(names: list[str], pattern: str | None) -> list[str]:
         return list(names)
     glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
     return [n for n in names if fnmatch.fnmatchcase(n, glob)]
+
+
+def architecture_facts(path: Path | None = None) -> dict[str, dict]:
+    """The facts of ``path`` (default ``FACTS_FILE``) by architecture (see :mod:`zoo.archfacts`):
+    read with the zoo's bounded JSON reader; a file of another format or depth, or an entry without
+    the fields ``zoo info`` prints, is a CatalogError that names the command rewriting it."""
+    path = FACTS_FILE if path is None else path
+    regenerate = f"rewrite it with `{FACTS_COMMAND}`"
+    try:
+        table = parse_json(read_limited(path), str(path))
+    except ConfigError as error:
+        raise CatalogError(f"{error}; {regenerate}") from None
+    if not isinstance(table, dict) or table.get("format") != FACTS_FORMAT or table.get("depth") != FACTS_DEPTH \
+            or not isinstance(table.get("architectures"), dict):
+        raise CatalogError(f"{path}: not architecture facts of format {FACTS_FORMAT} at depth {FACTS_DEPTH}; {regenerate}")
+    for arch, facts in table["architectures"].items():
+        if not isinstance(facts, dict) or sorted(facts) != sorted(FACTS_FIELDS):
+            raise CatalogError(f"{path}: {arch!r} has not the fields {', '.join(FACTS_FIELDS)}; {regenerate}")
+    return table["architectures"]
 
 
 # ---- published checkpoints ---------------------------------------------------------------------

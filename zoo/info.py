@@ -6,10 +6,13 @@ the ``model.safetensors`` header), neuron, T, input, data set, a summary of the 
 it, its recorded evaluations, and where it comes from (the local Hub mirror folder, or the Hub id and
 revision) with the sha256 pins of ``zoo/pretrained.json`` checked against the files.
 
-``zoo info ARCH`` builds the architecture with its defaults and prints its parameter count and a
-module summary down to ``--depth`` levels of nesting: parameter counts and the output shape of one
-forward pass at the default input size (T = 1, batch 1, evaluation mode), given per step and per
-sample: ``C x H x W`` for feature maps, ``F`` for vectors.
+``zoo info ARCH`` describes the architecture at its defaults: its docstring, parameter count,
+default input and kwargs, published checkpoints, and a module summary down to ``--depth`` levels of
+nesting: parameter counts and the output shape of one forward pass at the default input size (T = 1,
+batch 1, evaluation mode), given per step and per sample: ``C x H x W`` for feature maps, ``F`` for
+vectors. At the default depth it reads these from ``zoo/architectures.json`` (measured by
+:mod:`zoo.archfacts`, checked current by the tests) without importing PyTorch; another depth, or an
+architecture the file does not hold yet, builds the network (seconds).
 
 An unknown name is one line with the closest known names (:mod:`zoo.suggest`) and exit status 2.
 """
@@ -19,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 from . import catalog
+from .cli import at_least
 from .config import CheckpointConfig, ConfigError
 from .names import UnsafeNameError
 from .suggest import unknown
@@ -34,7 +39,9 @@ def add_parser(commands) -> None:
     p = commands.add_parser("info", help="what a checkpoint (arch.tag) is, or an architecture's defaults and modules",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="published checkpoint arch.tag, a checkpoint folder, or an architecture")
-    p.add_argument("--depth", type=int, default=2, help="nesting depth of an architecture's module summary (default 2)")
+    p.add_argument("--depth", type=at_least(1), default=catalog.FACTS_DEPTH,
+                   help="nesting depth of an architecture's module summary (default %(default)s; "
+                        "another depth builds the network)")
     p.set_defaults(run=run)
 
 
@@ -45,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         elif "." in args.name:
             print(describe_published(args.name))
         else:
-            return describe_architecture(args.name, args.depth)
+            print(describe_architecture(args.name, args.depth))
     except (catalog.CatalogError, ConfigError, UnsafeNameError, OSError) as error:
         print(f"zoo info: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
@@ -79,8 +86,8 @@ def describe_published(name: str) -> str:
             f"  {catalog.WEIGHTS:<17} sha256 {entry.sha256}"]
     if folder is None:
         return "\n".join([f"{name}: published checkpoint of {entry.arch}", *pins,
-                          "not in the local Hub mirror: zoo.create_model(NAME, pretrained=True) downloads and verifies "
-                          "it (set ZOO_HUB_MIRROR to a mirror folder to read it here)"])
+                          ("not in the local Hub mirror: zoo.create_model(NAME, pretrained=True) downloads and "
+                           "verifies it (set ZOO_HUB_MIRROR to a mirror folder to read it here)")])
     checks = {catalog.CONFIG: entry.config_sha256, catalog.WEIGHTS: entry.sha256}
     verdicts = {f: "matches" if catalog.sha256_of(folder / f) == pin else "DIFFERS (loading will refuse it)"
                 for f, pin in checks.items()}
@@ -193,62 +200,31 @@ def _evaluation(record: dict[str, Any]) -> str:
 # ---- architectures -------------------------------------------------------------------------------
 
 
-def describe_architecture(arch: str, depth: int) -> int:
-    """Build ``arch`` with its defaults (this imports PyTorch) and print its summary."""
-    if arch not in catalog.architectures():
-        print(f"zoo info: {unknown('architecture', arch, catalog.architectures(), LISTING)}", file=sys.stderr)
-        return 2
-    from .registry import build_architecture
+def describe_architecture(arch: str, depth: int) -> str:
+    """``arch`` at its defaults: from ``zoo/architectures.json`` at the depth it holds, else measured
+    by building the network (:func:`zoo.archfacts.measure`, which imports PyTorch)."""
+    docs = catalog.architecture_docs()
+    if arch not in docs:
+        raise catalog.CatalogError(unknown("architecture", arch, docs, LISTING))
+    facts = catalog.architecture_facts().get(arch) if depth == catalog.FACTS_DEPTH else None
+    if facts is None:
+        from .archfacts import measure
 
-    model = build_architecture(arch)
-    print(f"{arch}: {type(model).__module__}.{type(model).__name__}")
-    print(f"parameters: {count_params(model):,}")
-    print(f"default input: {list(model.default_input_size)} (C, H, W), T = {model.T}")
-    print(f"neuron layers: {sum(1 for _ in model.neurons())}")
+        facts = measure(arch, depth)
     checkpoints = catalog.match(sorted(catalog.published()), f"{arch}.*")
-    print(f"checkpoints: {', '.join(checkpoints) if checkpoints else 'none published'} (zoo info ARCH.TAG describes one)")
-    print("default kwargs (create_model(arch, **kwargs) rebuilds this graph):")
-    for key, value in model.arch_kwargs.items():
-        print(f"  {key} = {json.dumps(value)}")
-
-    names = [n for n, _ in model.named_modules() if n and n.count(".") < depth]
-    shapes = output_shapes(model, names)
-    modules = dict(model.named_modules())
-    rows = [(n, type(modules[n]).__name__, f"{count_params(modules[n]):,}", shapes.get(n, "")) for n in names]
+    lines = [f"{arch}: {facts['class']}",
+             *textwrap.wrap(" ".join(docs[arch].replace("``", "").split()), width=100,
+                            initial_indent="  ", subsequent_indent="  "),
+             f"parameters: {facts['parameters']:,}",
+             f"default input: {facts['input_size']} (C, H, W), T = {facts['T']}",
+             f"neuron layers: {facts['neuron_layers']}",
+             f"checkpoints: {', '.join(checkpoints) if checkpoints else 'none published'} (zoo info ARCH.TAG describes one)",
+             "default kwargs (create_model(arch, **kwargs) rebuilds this graph):",
+             *(f"  {key} = {json.dumps(value)}" for key, value in facts["kwargs"].items()),
+             ""]
+    rows = [(name, kind, f"{params:,}", shape) for name, kind, params, shape in facts["modules"]]
     header = ("module", "type", "params", "output / step / sample")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
-    print()
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
-    return 0
-
-
-def count_params(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def output_shapes(model, names: list[str]) -> dict[str, str]:
-    """Per-step, per-sample output shape of the named modules in one forward pass at T = 1."""
-    import torch
-
-    shapes: dict[str, str] = {}
-    modules = dict(model.named_modules())
-
-    def record(name: str):
-        def hook(_module, _inputs, out):
-            if isinstance(out, torch.Tensor):  # [T, B, ...] or folded [T*B, ...]
-                dims = out.shape[-3:] if out.dim() >= 4 else out.shape[-1:]
-                shapes[name] = " x ".join(str(d) for d in dims)
-        return hook
-
-    handles = [modules[name].register_forward_hook(record(name)) for name in names]
-    T = model.T
-    try:
-        model.T = 1
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *model.default_input_size))
-    finally:
-        model.T = T
-        for handle in handles:
-            handle.remove()
-    return shapes
+    lines += [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip()
+              for r in [header, tuple("-" * w for w in widths), *rows]]
+    return "\n".join(lines)

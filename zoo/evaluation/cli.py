@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..cli import at_least
 from . import DEFAULT_RESULTS, energy
 
 
@@ -37,14 +39,14 @@ def add_parser(commands) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--data-dir", default=None, help="data root (default: $ZOO_DATA_DIR)")
     p.add_argument("--T", type=_time_steps, default=None, help="time steps, or a sweep 1,2,4,8 (default: the checkpoint's T)")
-    p.add_argument("--batch-size", type=_at_least(1), default=128)
-    p.add_argument("--limit", type=_at_least(1), default=None, help="evaluate the first N samples only")
+    p.add_argument("--batch-size", type=at_least(1), default=128)
+    p.add_argument("--limit", type=at_least(1), default=None, help="evaluate the first N samples only")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
     p.add_argument("--out", default=str(DEFAULT_RESULTS), help="results folder (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute records that already exist")
-    p.add_argument("--seed", type=_at_least(0), default=0)
-    p.add_argument("--workers", type=_at_least(0), default=0, help="DataLoader worker processes")
-    p.add_argument("--timing-batches", type=_at_least(0), default=10, help="batches timed for latency/throughput")
+    p.add_argument("--seed", type=at_least(0), default=0)
+    p.add_argument("--workers", type=at_least(0), default=0, help="DataLoader worker processes")
+    p.add_argument("--timing-batches", type=at_least(0), default=10, help="batches timed for latency/throughput")
     p.add_argument("--write-checkpoint", action="store_true",
                    help="also store the records in the checkpoint folder's config.json (metrics.evaluations)")
     p.add_argument("--layers", action="store_true", help="print the per-layer firing and operation tables")
@@ -83,18 +85,6 @@ def _data_error(error: Exception, kind: str = "DataError") -> bool:
     which the fast error paths (an unknown name) do not."""
     errors = sys.modules.get("zoo.data.errors")
     return errors is not None and isinstance(error, getattr(errors, kind))
-
-
-def _at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
-        return value
-    return parse
 
 
 def _time_steps(text: str) -> list[int]:
@@ -166,8 +156,8 @@ def format_results(results: list[dict[str, Any]], layers: bool = False) -> str:
     """Plain-text tables of the records (one row per T): the zoo's figures, NeuroBench's, and
     optionally the layers."""
     first = results[0]
-    lines = [f"{first['model']} on {first['dataset']}/{first['split']} ({first['samples']} samples), "
-             f"{first['params']:,} parameters, {first['device']}",
+    lines = [(f"{first['model']} on {first['dataset']}/{first['split']} ({first['samples']} samples), "
+              f"{first['params']:,} parameters, {first['device']}"),
              _table([key for key, _ in SUMMARY],
                     [[_cell(r[key], fmt) for key, fmt in SUMMARY] for r in results]),
              energy.NOTE]
