@@ -51,14 +51,29 @@ FAST = [["--help"], ["list"], ["list", "--pretrained"], ["info", MLF], ["info", 
         ["eval", "--help"], ["leaderboard", "--help"], ["eval", "spiking_convnt.x"]]
 
 
-@pytest.mark.parametrize("argv", FAST, ids=" ".join)
-def test_commands_that_start_without_torch(argv):
+def heavy_imports(argv: list[str], modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` ``zoo ARGV`` has imported when it ends, run in a fresh process."""
     probe = ("import sys\nfrom zoo.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-             "heavy = sorted(m for m in ('torch', 'numpy', 'matplotlib') if m in sys.modules)\n"
+             f"heavy = sorted(m for m in {modules!r} if m in sys.modules)\n"
              "print('IMPORTED', heavy, file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True, check=False,
-                            timeout=120)
-    assert "IMPORTED []" in result.stderr, result.stderr[-2000:]
+                            timeout=300)
+    line = next((line for line in result.stderr.splitlines() if line.startswith("IMPORTED ")), None)
+    assert line is not None, result.stderr[-2000:]
+    return json.loads(line.removeprefix("IMPORTED ").replace("'", '"'))
+
+
+@pytest.mark.parametrize("argv", FAST, ids=" ".join)
+def test_commands_that_start_without_torch(argv):
+    assert heavy_imports(argv, ("torch", "numpy", "matplotlib")) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [["train", "recipes/lif_spiking_convnet_nmnist_t8_c32.yaml", "--check"],
+                                  ["train", "recipes/no_such_recipe.yaml"]], ids=" ".join)
+def test_paths_without_images_do_not_import_torchvision(argv):
+    """torchvision imports torch._dynamo (4 s); only an image data set's transform needs it."""
+    assert heavy_imports(argv, ("torch", "torchvision", "torch._dynamo")) == ["torch"]
 
 
 # ---- zoo list ------------------------------------------------------------------------------------

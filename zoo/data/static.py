@@ -38,19 +38,21 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from .errors import FormatError, MissingDataError
 from .files import list_files
 from .idx import read_idx, read_idx_header
 from .roots import Layout, data_root, first_existing, locate
 from .safe_pickle import load_cifar_batch
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 SPLITS = ("train", "test")
 
@@ -330,7 +332,11 @@ def _read_arrays(name: str, folder: Path, layout: Layout) -> tuple[torch.Tensor,
 
 
 def build_transform(spec: ImageSpec, augment: bool, normalize: bool) -> v2.Compose:
-    """The default transform for uint8 [C, H, W] tensors (see the module docstring)."""
+    """The default transform for uint8 [C, H, W] tensors (see the module docstring). torchvision is
+    imported here, where it is used: importing it imports torch._dynamo (4 s), which reading event
+    data or a recipe does not need."""
+    from torchvision.transforms import v2
+
     steps: list = []
     if spec.name == "imagenet":
         steps += ([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip()] if augment
