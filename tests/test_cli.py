@@ -120,6 +120,9 @@ def test_closest_names(name, known, first):
 
 def test_a_typo_is_not_answered_with_unrelated_names():
     assert suggest.closest("spiking_convnt", zoo.list_models()) == ["spiking_convnet"]
+    # an unknown tag of a known architecture: that architecture's checkpoints, never another's
+    close = suggest.closest("spiking_convnet.nope", zoo.list_models(pretrained=True))
+    assert close and all(name.startswith("spiking_convnet.") for name in close)
     assert suggest.closest("fashion_mnis", ["cifar10", "fashion_mnist", "mnist", "nmnist"]) == ["fashion_mnist"]
 
 
@@ -133,6 +136,47 @@ def test_a_typo_is_not_answered_with_unrelated_names():
 ])
 def test_unknown_names_are_one_line_with_the_closest_names(capsys, argv, expected):
     assert expected in one_line_error(capsys, argv)
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["eval", MLF, "--T", "0"], "zoo eval: error: argument --T: --T values must be from 1 to 4096, got '0'"),
+    (["eval", MLF, "--T", "4,100000"], "zoo eval: error: argument --T: --T values must be from 1 to 4096, got '4,100000'"),
+    (["eval", MLF, "--batch-size", "0"], "zoo eval: error: argument --batch-size: expected an integer >= 1, got '0'"),
+    (["eval", "./no/such/folder"], ("zoo eval: ./no/such/folder: no such checkpoint folder; expected a folder holding "
+                                    "config.json and model.safetensors, a published arch.tag or hf-hub:owner/repo")),
+    (["eval", MLF, "--device", "foo"], "zoo eval: --device 'foo': expected cpu, cuda or cuda:N"),
+    (["eval", MLF, "--device", "cuda:99"], "zoo eval: --device cuda:99: this machine has "),
+    (["leaderboard", "--results", "no/such/folder"], ("zoo leaderboard: --results no/such/folder: no such folder; "
+                                                      "expected the records folder")),
+    (["publish", "no/such/folder"], "zoo publish: no/such/folder/config.json: no such file"),
+    (["info", "spiking_vgg7", "--depth", "0"], "zoo info: error: argument --depth: expected an integer >= 1, got '0'"),
+])
+def test_option_and_folder_errors_are_one_line(capsys, argv, expected):
+    assert one_line_error(capsys, argv).startswith(expected)
+
+
+def test_an_unreadable_file_is_named_with_the_reason(capsys):
+    def command(args):
+        raise FileNotFoundError(2, "No such file or directory", "/no/such/folder")
+
+    assert cli.one_line_errors(command, "zoo x")(None) == 2
+    assert capsys.readouterr().err == "zoo x: /no/such/folder: No such file or directory\n"
+
+    def bug(args):
+        raise KeyError("a bug keeps its traceback")
+
+    with pytest.raises(KeyError):
+        cli.one_line_errors(bug, "zoo x")(None)
+
+
+@pytest.mark.slow
+def test_train_check_finds_the_parent_checkpoint(capsys):
+    recipe = "recipes/lif_spiking_convnet_fashion_mnist_t4_c32.yaml"
+    line = one_line_error(capsys, ["train", str(ROOT / recipe), "--init-from", "spiking_convnet.nope", "--check"])
+    assert line.startswith(f"zoo train: {ROOT / recipe}: field 'model.init.checkpoint': no published checkpoint "
+                           "'spiking_convnet.nope'; similar: spiking_convnet.")
+    code, out, err = zoo_main(capsys, ["train", str(ROOT / recipe), "--init-from", MLF, "--check"])
+    assert code == 0 and ": ok, " in out, err
 
 
 @pytest.mark.slow

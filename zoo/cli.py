@@ -44,6 +44,29 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
+def one_line_errors(command: Callable[[argparse.Namespace], int], prog: str,
+                    hint: Callable[[Exception, argparse.Namespace], str] | None = None
+                    ) -> Callable[[argparse.Namespace], int]:
+    """``command`` with its user errors printed as one line, ``PROG: message``, and exit status 2.
+
+    The zoo's errors about input (a name, config, checkpoint, record or data format) are all
+    ValueErrors, and a file or folder that cannot be read or written is an OSError (a data set that
+    is not found is both: ``zoo.data``'s MissingDataError is a FileNotFoundError); any other
+    exception is a bug and keeps its traceback. An OSError that carries a file name is said as
+    ``FILE: reason``. ``hint(error, args)`` may add a sentence (how to fix it on the command line)."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (ValueError, OSError) as error:
+            message = str(error)
+            if isinstance(error, OSError) and error.filename is not None and error.strerror:
+                message = f"{error.filename}: {error.strerror}"
+            extra = hint(error, args) if hint is not None else ""
+            print(f"{prog}: {' '.join(message.split())}{extra}", file=sys.stderr)
+            return 2
+    return run
+
+
 def at_least(low: int) -> Callable[[str], int]:
     """An argparse ``type`` for an integer option of at least ``low``: anything else is a usage
     error naming the value and the bound."""

@@ -27,6 +27,7 @@ from pathlib import Path
 from .cards import render_card
 from .checkpoint import (CARD, CONFIG, TRAIN_LOG, WEIGHTS, CheckpointFiles, check_architecture, read_checkpoint,
                          sha256_file, write_atomic)
+from .cli import one_line_errors
 from .hub import HUB_FILES, mirror_folder, mirror_root
 from .names import DEFAULT_OWNER, check_repo_id, confined, default_repo_id
 from .registry import PRETRAINED_FILE as REGISTRY
@@ -112,7 +113,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--mirror", help="local Hub mirror (default $ZOO_HUB_MIRROR or the checkout's hub/)")
     parser.add_argument("--cards-dir", default=str(CARDS_DIR), help="where the model card copy goes "
                         "(default the checkout's model_cards/)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=one_line_errors(run, "zoo publish"))
 
 
 def run(args: argparse.Namespace) -> int:

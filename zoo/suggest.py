@@ -10,8 +10,9 @@ tags, data sets, neurons).
    characters, T the two lengths together), best first, at least ``cutoff`` and within ``MARGIN`` of
    the best one: typos, transpositions and dropped letters (``spiking_convnt`` -> ``spiking_convnet``
    alone, not every ``spiking_*`` name);
-3. for a checkpoint name ``arch.tag``, the tags of the same architecture are compared on the tag
-   alone first, so that a typo in the tag finds the architecture's own checkpoints.
+3. for a checkpoint name ``arch.tag`` of a known architecture, only that architecture's checkpoints,
+   compared on the tag alone first: a typo in the tag finds the architecture's own checkpoints,
+   never another architecture's that happens to share letters.
 
 Standard library only: the ``zoo`` command's error paths use it before (or without) importing torch.
 """
@@ -19,7 +20,7 @@ Standard library only: the ``zoo`` command's error paths use it before (or witho
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 MAX_SUGGESTIONS = 5
 CUTOFF = 0.6  # difflib's default: below it, names share too little to be worth showing
@@ -32,9 +33,11 @@ def closest(name: str, known: Iterable[str], n: int = MAX_SUGGESTIONS, cutoff: f
     parts = [k for k in known if name and k.startswith(name)]
     parts += [k for k in known if name and name in k and k not in parts]
     arch, dot, tag = name.partition(".")
-    if dot and tag:  # a checkpoint name: compare the tag with the tags of the same architecture
-        tags = {k.partition(".")[2]: k for k in known if k.startswith(arch + ".")}
+    siblings = [k for k in known if k.startswith(arch + ".")] if dot else []
+    if siblings:  # a checkpoint of a known architecture: its own checkpoints, the tag compared first
+        tags = {k.partition(".")[2]: k for k in siblings}
         parts += [tags[t] for t in _similar(tag, list(tags), cutoff)]
+        known = siblings
     return list(dict.fromkeys(parts + _similar(name, known, cutoff)))[:n]
 
 

@@ -5,9 +5,9 @@
     zoo leaderboard
 
 A user error (an unknown checkpoint, architecture or data set, with the closest names; a missing
-data folder; a checkpoint or data file that cannot be read; an unsafe name; a damaged record; a
-results folder that cannot be written) prints one line naming the file or argument and what was
-expected, and exits with status 2.
+checkpoint, data or records folder; a checkpoint or data file that cannot be read; an unsafe name;
+a damaged record; a results folder that cannot be written; a --T, --device or other option out of
+range) prints one line naming the file or argument and what was expected, and exits with status 2.
 
 ``--force`` measures a stored record again; the record file is rewritten only where a result
 differs (``zoo.evaluation.records.remeasured``): the same results leave it as it is, with the
@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..cli import at_least
+from ..cli import at_least, one_line_errors
+from ..config import MAX_T
 from . import DEFAULT_RESULTS, energy
 
 
@@ -50,41 +50,24 @@ def add_parser(commands) -> None:
     p.add_argument("--write-checkpoint", action="store_true",
                    help="also store the records in the checkpoint folder's config.json (metrics.evaluations)")
     p.add_argument("--layers", action="store_true", help="print the per-layer firing and operation tables")
-    p.set_defaults(run=_one_line_errors(run_eval, "zoo eval"))
+    p.set_defaults(run=one_line_errors(run_eval, "zoo eval", _data_dir_hint))
 
     p = commands.add_parser("leaderboard", help="regenerate the results CSVs, leaderboard.md and plots")
     p.add_argument("--results", default=str(DEFAULT_RESULTS), help="records folder (default: %(default)s)")
     p.add_argument("--out", default=str(DEFAULT_RESULTS.parent),
                    help="folder for leaderboard.md and plots/ (default: %(default)s)")
     p.add_argument("--references", default=None, help="published results CSV (default: OUT/references.csv)")
-    p.set_defaults(run=_one_line_errors(run_leaderboard, "zoo leaderboard"))
+    p.set_defaults(run=one_line_errors(run_leaderboard, "zoo leaderboard"))
 
 
-def _one_line_errors(command: Callable[[argparse.Namespace], int], prog: str) -> Callable[[argparse.Namespace], int]:
-    """``command`` with its user errors printed as one line and exit status 2. The zoo's errors
-    about input (checkpoint, config, record, name, data format) are all ValueErrors, a data set
-    that cannot be read a ``zoo.data.errors.DataError``, and a folder that cannot be written an
-    OSError."""
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except Exception as error:
-            if not (isinstance(error, (ValueError, OSError)) or _data_error(error)):
-                raise
-            hint = ""
-            if _data_error(error, "MissingDataError") and getattr(args, "data_dir", "") is None:
-                hint = " On the command line: --data-dir DIR."
-            print(f"{prog}: {' '.join(str(error).split())}{hint}", file=sys.stderr)
-            return 2
-    return run
-
-
-def _data_error(error: Exception, kind: str = "DataError") -> bool:
-    """``error`` is a ``zoo.data.errors`` class ``kind``, looked up only where that module was
-    imported: a process that has not read data raised none, and importing it imports PyTorch,
-    which the fast error paths (an unknown name) do not."""
+def _data_dir_hint(error: Exception, args: argparse.Namespace) -> str:
+    """For a data set not found without --data-dir: the option that gives the folder. The error
+    class is looked up only where ``zoo.data.errors`` was imported: a process that has not read data
+    raised none, and importing it imports PyTorch, which the fast error paths (an unknown name) do
+    not."""
     errors = sys.modules.get("zoo.data.errors")
-    return errors is not None and isinstance(error, getattr(errors, kind))
+    missing = errors is not None and isinstance(error, errors.MissingDataError)
+    return " On the command line: --data-dir DIR." if missing and args.data_dir is None else ""
 
 
 def _time_steps(text: str) -> list[int]:
@@ -92,13 +75,14 @@ def _time_steps(text: str) -> list[int]:
         steps = [int(t) for t in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--T takes an integer or a comma-separated list, got {text!r}") from None
-    if any(t < 1 for t in steps):
-        raise argparse.ArgumentTypeError(f"--T values must be positive, got {text!r}")
+    if any(not 1 <= t <= MAX_T for t in steps):
+        raise argparse.ArgumentTypeError(f"--T values must be from 1 to {MAX_T}, got {text!r}")
     return steps
 
 
 def run_eval(args: argparse.Namespace) -> int:
     _check_model_name(args.model)
+    _check_device(args.device)
     from . import harness
 
     results = harness.evaluate_checkpoint(
@@ -117,8 +101,11 @@ def _check_model_name(name: str) -> None:
     from zoo import catalog
     from zoo.suggest import unknown
 
-    if Path(name).exists() or name.startswith("hf-hub:") or "/" in name:
+    if Path(name).exists() or name.startswith("hf-hub:"):
         return
+    if "/" in name:
+        raise ValueError(f"{name}: no such checkpoint folder; expected a folder holding config.json and "
+                         "model.safetensors, a published arch.tag or hf-hub:owner/repo")
     listing = "`zoo list --pretrained` shows every published checkpoint"
     published = catalog.published()
     arch = name.partition(".")[0]
@@ -131,7 +118,27 @@ def _check_model_name(name: str) -> None:
                          f"checkpoint folder. {listing}")
 
 
+def _check_device(name: str | None) -> None:
+    """``--device`` names a CPU, or a CUDA device this machine has (this imports PyTorch)."""
+    if name is None:
+        return
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: expected cpu, cuda or cuda:N")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                         f"(torch.cuda.is_available() is {torch.cuda.is_available()}); use --device cpu")
+
+
 def run_leaderboard(args: argparse.Namespace) -> int:
+    if not Path(args.results).is_dir():
+        raise ValueError(f"--results {args.results}: no such folder; expected the records folder `zoo eval --out` "
+                         f"writes ({DEFAULT_RESULTS} by default)")
     from . import leaderboard
 
     for path in leaderboard.build(args.results, args.out, args.references):

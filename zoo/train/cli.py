@@ -5,11 +5,12 @@ One process: ``zoo train recipes/lif_spiking_convnet_fashion_mnist_t4.yaml``. Se
 
     torchrun --nproc_per_node 4 -m zoo.train recipes/....yaml
 
-``--check`` validates the recipe and builds its model without training. ``--init-from CHECKPOINT``
-fine-tunes: the model starts from that checkpoint's weights (a published ``arch.tag``, a checkpoint
-folder or ``hf-hub:owner/repo[@revision]``; the recipe field ``model.init``, :mod:`zoo.train.init`),
-with a new classifier where the recipe's ``num_classes`` differs. ``--convert-from RUN``
-converts the finished run in RUN as this recipe's ``convert`` section says, without training.
+``--check`` validates the recipe and builds its model (from its parent checkpoint when it has one)
+without training. ``--init-from CHECKPOINT`` fine-tunes: the model starts from that checkpoint's
+weights (a published ``arch.tag``, a checkpoint folder or ``hf-hub:owner/repo[@revision]``; the
+recipe field ``model.init``, :mod:`zoo.train.init`), with a new classifier where the recipe's
+``num_classes`` differs. ``--convert-from RUN`` converts the finished run in RUN as this recipe's
+``convert`` section says, without training.
 
 Exit status: 0 done, 2 bad input (recipe, data, run folder, a file that cannot be read or
 written: one line naming the file and the field), 1 a run whose loss or weights turned
@@ -92,6 +93,7 @@ def _one_line(error: Exception) -> str:
 
 def _check_or_train(args: argparse.Namespace) -> int:
     from ..names import confined
+    from .init import initialise
     from .loop import train
     from .recipe import build_model, load_recipe
 
@@ -103,6 +105,8 @@ def _check_or_train(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.recipe, args.overrides)
     if args.check:
         model = build_model(recipe, args.recipe)
+        if recipe.model.init is not None:  # the parent checkpoint is found, verified and fits
+            initialise(model, recipe.model.init, args.recipe)
         params = sum(p.numel() for p in model.parameters())
         print(f"{args.recipe}: ok, {recipe.name}: {recipe.model.arch} with {params:,} parameters")
         return 0

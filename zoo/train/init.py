@@ -40,8 +40,11 @@ CLASSIFIER = "head.fc."
 def initialise(model: nn.Module, init: Init, source: str) -> dict[str, Any]:
     """Copy the parent checkpoint's weights into ``model`` and freeze what ``init.freeze`` names;
     returns the lineage (see the module docstring)."""
-    folder, pins = resolve_checkpoint(init.checkpoint)
-    files = read_checkpoint(folder, pins)
+    try:
+        folder, pins = resolve_checkpoint(init.checkpoint)
+        files = read_checkpoint(folder, pins)
+    except (ValueError, OSError) as error:  # an unknown name; a checkpoint missing, unreadable or not verified
+        raise RecipeError(f"{source}: field 'model.init.checkpoint': {' '.join(str(error).split())}") from None
     parent = decode_tensors(files.weights, files.header, files.weights_path)
     if init.new_classifier:
         parent = {key: value for key, value in parent.items() if not key.startswith(CLASSIFIER)}
