@@ -52,7 +52,12 @@ def add_parser(commands) -> None:
     p.add_argument("--layers", action="store_true", help="print the per-layer firing and operation tables")
     p.set_defaults(run=one_line_errors(run_eval, "zoo eval", _data_dir_hint))
 
-    p = commands.add_parser("leaderboard", help="regenerate the results CSVs, leaderboard.md and plots")
+    p = commands.add_parser("leaderboard", help="regenerate the results CSVs, leaderboard.md and plots",
+                            description="Regenerate the leaderboard from the records `zoo eval` wrote (nothing is "
+                                        "measured): RESULTS/<dataset>.csv, OUT/leaderboard.md (the zoo's and "
+                                        "NeuroBench's metrics per data set, the papers' numbers from REFERENCES "
+                                        "beside them) and OUT/plots/ (accuracy against energy with the Pareto front, "
+                                        "accuracy against T, firing rate per layer).")
     p.add_argument("--results", default=str(DEFAULT_RESULTS), help="records folder (default: %(default)s)")
     p.add_argument("--out", default=str(DEFAULT_RESULTS.parent),
                    help="folder for leaderboard.md and plots/ (default: %(default)s)")
