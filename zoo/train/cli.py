@@ -25,6 +25,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from ..cli import at_least
+
 RUNS = Path("runs")  # the default parent of run folders: runs/<recipe name>
 # zoo.neurons.backends.BACKENDS, spelt out so that building this parser imports no torch (tests/test_cli.py
 # checks they agree); the training modules are imported when the command runs
@@ -50,23 +52,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
                    help="fine-tune: start from this checkpoint's weights (arch.tag, a checkpoint folder or "
                         "hf-hub:owner/repo[@rev]); sets model.init.checkpoint, keeping the recipe's other init fields")
-    p.add_argument("--stop-after", type=_positive, default=None, metavar="EPOCHS",
+    p.add_argument("--stop-after", type=at_least(1), default=None, metavar="EPOCHS",
                    help="stop (state saved, resumable) once this many epochs are done")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="neuron backend (never changes results)")
     p.add_argument("--data-dir", default=None, help="data root (default: $ZOO_DATA_DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument("--check", action="store_true", help="validate the recipe and build its model, then exit")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
