@@ -191,10 +191,21 @@ def test_eval_input_errors_are_one_line(capsys, monkeypatch, tmp_path, argv, exp
     assert expected in line
 
 
+@pytest.mark.slow
+def test_train_without_data_dir_names_the_option(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    recipe = ROOT / "recipes/lif_spiking_convnet_fashion_mnist_t4_c32.yaml"
+    line = one_line_error(capsys, ["train", str(recipe), "--out", str(tmp_path / "run"), "--stop-after", "1"])
+    assert line.startswith("zoo train: fashion_mnist: no data folder given") and line.endswith(
+        "On the command line: --data-dir DIR.")
+
+
 @pytest.mark.parametrize("command", sorted(cli.COMMANDS))
 def test_every_command_has_help(capsys, command):
     code, out, _ = zoo_main(capsys, [command, "--help"])
     assert code == 0 and f"usage: zoo {command}" in out
+    description = out.split("\n\n")[1]  # the paragraph after the usage, before the arguments
+    assert not description.lstrip().startswith(("positional arguments", "options")), out
 
 
 def test_the_help_lists_every_command(capsys):

@@ -67,6 +67,16 @@ def one_line_errors(command: Callable[[argparse.Namespace], int], prog: str,
     return run
 
 
+def data_dir_hint(error: Exception, args: argparse.Namespace) -> str:
+    """For a data set not found without ``--data-dir``: the option that gives the folder. The error
+    class is looked up only where ``zoo.data.errors`` was imported: a process that has not read data
+    raised none, and importing it imports PyTorch, which the fast error paths (an unknown name) do
+    not."""
+    errors = sys.modules.get("zoo.data.errors")
+    missing = errors is not None and isinstance(error, errors.MissingDataError)
+    return " On the command line: --data-dir DIR." if missing and args.data_dir is None else ""
+
+
 def at_least(low: int) -> Callable[[str], int]:
     """An argparse ``type`` for an integer option of at least ``low``: anything else is a usage
     error naming the value and the bound."""

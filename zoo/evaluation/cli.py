@@ -22,11 +22,10 @@ where they differ from the zoo's counts.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import at_least, one_line_errors
+from ..cli import at_least, data_dir_hint, one_line_errors
 from ..config import MAX_T
 from . import DEFAULT_RESULTS, energy
 
@@ -50,7 +49,7 @@ def add_parser(commands) -> None:
     p.add_argument("--write-checkpoint", action="store_true",
                    help="also store the records in the checkpoint folder's config.json (metrics.evaluations)")
     p.add_argument("--layers", action="store_true", help="print the per-layer firing and operation tables")
-    p.set_defaults(run=one_line_errors(run_eval, "zoo eval", _data_dir_hint))
+    p.set_defaults(run=one_line_errors(run_eval, "zoo eval", data_dir_hint))
 
     p = commands.add_parser("leaderboard", help="regenerate the results CSVs, leaderboard.md and plots",
                             description="Regenerate the leaderboard from the records `zoo eval` wrote (nothing is "
@@ -63,16 +62,6 @@ def add_parser(commands) -> None:
                    help="folder for leaderboard.md and plots/ (default: %(default)s)")
     p.add_argument("--references", default=None, help="published results CSV (default: OUT/references.csv)")
     p.set_defaults(run=one_line_errors(run_leaderboard, "zoo leaderboard"))
-
-
-def _data_dir_hint(error: Exception, args: argparse.Namespace) -> str:
-    """For a data set not found without --data-dir: the option that gives the folder. The error
-    class is looked up only where ``zoo.data.errors`` was imported: a process that has not read data
-    raised none, and importing it imports PyTorch, which the fast error paths (an unknown name) do
-    not."""
-    errors = sys.modules.get("zoo.data.errors")
-    missing = errors is not None and isinstance(error, errors.MissingDataError)
-    return " On the command line: --data-dir DIR." if missing and args.data_dir is None else ""
 
 
 def _time_steps(text: str) -> list[int]:

@@ -25,7 +25,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..cli import at_least
+from ..cli import at_least, data_dir_hint
 
 RUNS = Path("runs")  # the default parent of run folders: runs/<recipe name>
 # zoo.neurons.backends.BACKENDS, spelt out so that building this parser imports no torch (tests/test_cli.py
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _check_or_train(args)
     except (RecipeError, MissingDataError, FormatError, StateError, UnsafeNameError, DeviceError, OSError) as error:
-        print(f"zoo train: {_one_line(error)}", file=sys.stderr)
+        print(f"zoo train: {_one_line(error)}{data_dir_hint(error, args)}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
         print(f"zoo train: {_one_line(error)}", file=sys.stderr)
