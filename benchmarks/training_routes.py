@@ -10,8 +10,11 @@ T = 1 training, and LIF trained by BPTT at T = 2 and 4 (fused CPU kernel). Each 
 step (momentum 0.9, cross-entropy, channels-last input) on the same fixed batch; the rows take
 turns (round robin, ``--repeats`` rounds of ``--steps`` steps after ``--warmup`` untimed steps), so
 machine load hits every row alike, and the median round is reported with its ratio to the ReLU
-row. The targets (issue "CIFAR-10 SNNs of the zoo's flagship families"): T = 1 routes at most
-1.15x ReLU, BPTT at T steps below T times ReLU.
+row. Two clocks: wall time, and the process's CPU time (user + system, all threads), which other
+processes sharing the cores do not inflate (with ``--threads 1`` it is the step's own time). The
+targets (issue "CIFAR-10 SNNs of the zoo's flagship families"): T = 1 routes at most 1.15x ReLU,
+BPTT at T steps below T times ReLU. ``--note`` adds a line on the conditions (cores, load) to the
+results.
 
 Allocator. A step frees hundreds of MB of activations that the next step allocates again. With
 glibc's defaults every block above the mmap threshold is a fresh mapping whose pages fault in and
@@ -74,18 +77,20 @@ def measure(args: argparse.Namespace) -> list[dict]:
             self.key = dict(graph=graph, route=label, neuron=neuron, T=T)
             self.model = create_model(arch, neuron=neuron, T=T, **kwargs).to(memory_format=torch.channels_last).train()
             self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
-            self.times: list[float] = []
+            self.wall: list[float] = []
+            self.cpu: list[float] = []
 
         def step(self) -> None:
             self.opt.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(self.model(x), y).backward()
             self.opt.step()
 
-        def timed(self, steps: int) -> float:
-            begin = time.perf_counter()
+        def timed(self, steps: int) -> None:
+            wall, cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 self.step()
-            return (time.perf_counter() - begin) / steps
+            self.wall.append((time.perf_counter() - wall) / steps)
+            self.cpu.append((time.process_time() - cpu) / steps)
 
     rows = [Row(g, *route) for g in args.graphs for route in ROUTES]
     for row in rows:
@@ -93,12 +98,12 @@ def measure(args: argparse.Namespace) -> list[dict]:
             row.step()
     for _ in range(args.repeats):
         for row in rows:
-            row.times.append(row.timed(args.steps))
+            row.timed(args.steps)
     out = []
     for row in rows:
         row.opt.zero_grad(set_to_none=True)
-        out.append({**row.key, "step_ms": 1000 * statistics.median(row.times),
-                    "peak_mb": cpu_peak_bytes(row.step) / 2**20})
+        out.append({**row.key, "step_ms": 1000 * statistics.median(row.wall),
+                    "cpu_ms": 1000 * statistics.median(row.cpu), "peak_mb": cpu_peak_bytes(row.step) / 2**20})
     return out
 
 
@@ -121,6 +126,7 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="a smoke run: B = 8, one round")
+    p.add_argument("--note", default="", help="the conditions of the run (cores, other load), written to the results")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.quick:
@@ -143,11 +149,12 @@ def main() -> int:
         kept = results["zoo"][i]
         anchor = {m: next(r for r in results[m] if r["graph"] == plain["graph"] and r["neuron"] == "relu")
                   for m in results}
-        rows.append({"graph": plain["graph"], "route": plain["route"], "T": plain["T"],
-                     "step_ms_zoo": round(kept["step_ms"], 1), "vs_relu_zoo": round(kept["step_ms"] / anchor["zoo"]["step_ms"], 3),
-                     "step_ms_plain": round(plain["step_ms"], 1),
-                     "vs_relu_plain": round(plain["step_ms"] / anchor["plain"]["step_ms"], 3),
-                     "peak_mb": round(kept["peak_mb"], 1)})
+        row = {"graph": plain["graph"], "route": plain["route"], "T": plain["T"]}
+        for mode, result in (("zoo", kept), ("plain", plain)):
+            row[f"step_ms_{mode}"] = round(result["step_ms"], 1)
+            row[f"vs_relu_{mode}"] = round(result["step_ms"] / anchor[mode]["step_ms"], 3)
+            row[f"cpu_vs_relu_{mode}"] = round(result["cpu_ms"] / anchor[mode]["cpu_ms"], 3)
+        rows.append({**row, "peak_mb": round(kept["peak_mb"], 1)})
     name = "training_routes_cpu" + ("_quick" if args.quick else "")
     out = ROOT / "benchmarks" / "results"
     buf = io.StringIO()
@@ -159,11 +166,14 @@ def main() -> int:
     threads = args.threads or torch.get_num_threads()
     md = [f"# Training step per route, same graph, against its ReLU ANN\n\n"
           f"device: {describe_device(torch.device('cpu'))}, {threads} threads, torch {torch.__version__}; "
-          f"batch {args.batch} x 3x32x32, SGD, median of {args.repeats} rounds of {args.steps} steps.\n\n"
+          f"batch {args.batch} x 3x32x32, SGD, median of {args.repeats} rounds of {args.steps} steps."
+          + (f" {args.note}" if args.note else "") + "\n\n"
           f"Reproduce: `{command}`\n\n"
           "`zoo`: a process that imported zoo (allocator settings applied in-process); `plain`: glibc's "
-          "defaults. `vs_relu`: step time / the ReLU row's step time in the same process. `peak_mb`: "
-          "peak memory of one step above the model and its input (zoo process).\n",
+          "defaults. `step_ms`: wall time of a step; `vs_relu`: step time / the ReLU row's step time in the "
+          "same process; `cpu_vs_relu`: the same ratio of process CPU time (user + system), which other "
+          "processes on the cores do not inflate. `peak_mb`: peak memory of one step above the model and "
+          "its input (zoo process).\n",
           "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     md += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
     write_atomic(out / f"{name}.md", "\n".join(md) + "\n")

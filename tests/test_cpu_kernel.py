@@ -113,6 +113,19 @@ def test_many_neurons_on_several_threads(spec):
     torch.testing.assert_close(gx_k, gx_r, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("steps", [1, 2, 4])
+@pytest.mark.parametrize("shape", [(2, 2048), (3, 1367)])  # whole blocks of 4096 neurons, or a partial last one
+@pytest.mark.parametrize("spec", ["lif", "mlf", "srif", "multibit(m=3, n=2, decay=0.5)"])
+def test_short_sequences(spec, shape, steps):
+    """T of 1, 2 and 4 (the BPTT routes' T and the T = 1 routes') agree with the reference."""
+    x = make_input(steps=steps, shape=shape, seed=11)
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(12))
+    out_r, gx_r = run(spec, x, g, "torch")
+    out_k, gx_k = run(spec, x, g, "fused")
+    assert torch.equal(out_k, out_r)
+    torch.testing.assert_close(gx_k, gx_r, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 @pytest.mark.parametrize("spec", ["lif", "mlf", "srif", "multibit(m=2, n=1)", "noisy_if"])
 def test_other_dtypes(spec, dtype):
@@ -179,6 +192,36 @@ def test_gradient_overwrites_the_membrane_when_the_graph_is_freed():
     assert x.grad.data_ptr() == h_ptr  # no new [T, N] buffer
     _, gx_r = run("lif", x, torch.ones_like(out), "torch")
     torch.testing.assert_close(x.grad, gx_r, rtol=1e-5, atol=1e-6)
+
+
+def test_donated_gradient_is_accumulated_in_place():
+    """A residual shortcut around the neuron's input: the gradient the neuron hands back is h's own
+    tensor (not a view of it), the only one on its storage, so autograd adds the other path's
+    gradient into it in place, as it does into ReLU's, instead of allocating the sum."""
+    gen = torch.Generator().manual_seed(10)
+    x = make_input(shape=(4, 48)).requires_grad_()
+    weight = torch.randn(48, 48, generator=gen) / 7
+    g = torch.randn(x.shape, generator=gen)
+    grads = {}
+    for backend in ("fused", "torch"):
+        xb = x.detach().clone().requires_grad_()
+        a = xb * 2.0
+        out = zn.create("lif", backend=backend)(a + torch.nn.functional.linear(torch.relu(a), weight))
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            out.backward(g)
+        grads[backend] = xb.grad
+        if backend == "fused":
+            names = [event.name for event in prof.events()]
+            assert "aten::add_" in names and "aten::add" not in names
+    torch.testing.assert_close(grads["fused"], grads["torch"], rtol=1e-5, atol=1e-6)
+
+
+def test_one_level_membrane_is_laid_out_like_the_output():
+    """One level: h has the output's shape and strides (a channels-last activation's h too)."""
+    x = make_input(steps=3 * 2, shape=(4, 5, 6)).contiguous(memory_format=torch.channels_last).view(3, 2, 4, 5, 6)
+    out, h = cpu_kernel.forward(x, zn.create("lif").dynamics(), save_h=True)
+    assert h.shape == out.shape == x.shape and h.stride() == out.stride() == x.stride()
+    assert h.dtype == torch.float32
 
 
 @pytest.mark.parametrize("spec, dtype", [("mlf", torch.float32), ("lif", torch.bfloat16)])

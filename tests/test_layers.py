@@ -249,24 +249,44 @@ def test_qcfs_cpu_kernel_equals_the_pytorch_expressions(monkeypatch, channels_la
     torch.testing.assert_close(gl, gl_ref, rtol=1e-5, atol=1e-5)
 
 
-def test_fold_runs_a_repeated_input_once():
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("norm", ["batchnorm", "tdbn_outside"])
+def test_fold_runs_a_repeated_input_once(norm, momentum):
     """The same image at every step (direct encoding, stride 0 over T): conv + BN in training mode
-    run once on B samples; output, gradients and running mean as on the T * B copies."""
+    run once on B samples; output, gradients and running statistics (the running variance's
+    unbiased correction included, over two steps) as on the T * B copies."""
     torch.manual_seed(0)
-    conv, bn = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
+    bn = torch.nn.BatchNorm2d(4, momentum=momentum) if norm == "batchnorm" else \
+        TdBatchNorm2d(4, alpha=0.7, v_th=0.5, eps_mode="outside", momentum=momentum)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)  # (a bias before BN has gradient 0)
     twin = copy.deepcopy((conv, bn))
-    x = torch.randn(5, 3, 6, 6).contiguous(memory_format=torch.channels_last)
-    repeated = x.unsqueeze(0).expand(4, *x.shape)
-    y = fold(repeated, conv, bn)
-    y_ref = fold(repeated.contiguous(), *twin)
-    assert y.shape == y_ref.shape == (4, 5, 4, 6, 6) and y.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(y, y_ref)
-    grad = torch.randn(4, 5, 4, 6, 6)
-    y.backward(grad)
-    y_ref.backward(grad)
-    torch.testing.assert_close(conv.weight.grad, twin[0].weight.grad, rtol=1e-4, atol=1e-5)
+    for _ in range(2):
+        x = torch.randn(5, 3, 6, 6).contiguous(memory_format=torch.channels_last)
+        repeated = x.unsqueeze(0).expand(4, *x.shape)
+        y = fold(repeated, conv, bn)
+        y_ref = fold(repeated.contiguous(), *twin)
+        assert y.shape == y_ref.shape == (4, 5, 4, 6, 6)
+        assert y.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(y, y_ref)
+        grad = torch.randn(4, 5, 4, 6, 6)
+        y.backward(grad)
+        y_ref.backward(grad)
+    for p, p_ref in zip([*conv.parameters(), *bn.parameters()], [*twin[0].parameters(), *twin[1].parameters()]):
+        torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(bn.running_mean, twin[1].running_mean)
-    torch.testing.assert_close(bn.running_var, twin[1].running_var, rtol=1e-3, atol=0)
+    torch.testing.assert_close(bn.running_var, twin[1].running_var, rtol=1e-6, atol=0)
+    assert bn.num_batches_tracked == twin[1].num_batches_tracked == 2
+
+
+def test_fold_once_leaves_layers_without_running_statistics_alone():
+    """A batch norm in evaluation, or without running statistics, and per-sample layers: the
+    repeated input's single run equals the T copies' run."""
+    torch.manual_seed(1)
+    x = torch.randn(3, 2, 5, 5)
+    repeated = x.unsqueeze(0).expand(3, *x.shape)
+    for layers in ((torch.nn.BatchNorm2d(2).eval(),), (torch.nn.BatchNorm2d(2, track_running_stats=False),),
+                   (torch.nn.AvgPool2d(2),)):
+        torch.testing.assert_close(fold(repeated, *layers), fold(repeated.contiguous(), *layers))
 
 
 def test_create_act_builds_neurons_and_ann_activations():

@@ -158,6 +158,39 @@ def test_direct_encoding_equals_repeated_input_and_forward_is_the_mean():
     assert model(x).shape == (2, 10)
 
 
+@pytest.mark.parametrize("name, kwargs", [
+    ("spiking_resnet20", {"widths": (8, 16, 32), "neuron": "lif"}),  # standard blocks, tdBN (eps inside)
+    ("ds_resnet20", {"widths": (8, 16, 32)}),  # DS blocks, MLF (three levels), tdBN (eps outside)
+    ("spiking_vgg7", {"neuron": "lif"}),  # plain BN, pooling
+])
+def test_bptt_step_equals_the_reference_path(name, kwargs):
+    """A BPTT training step at T = 2 as the engine runs it (the fused CPU kernels, the static image's
+    first layer run once for all steps) against the reference path (backend "torch", the papers'
+    equations under autograd, on the image materialised at every step): logits, the gradient of
+    every parameter and the running statistics, over two steps. Both channels-last, so that their
+    convolutions round alike (a surrogate gradient's window is a comparison on h: a rounding
+    difference can move an element across its edge)."""
+    torch.manual_seed(0)
+    engine = create_model(name, T=2, **kwargs).to(memory_format=torch.channels_last).train()
+    reference = create_model(name, T=2, backend="torch", **kwargs).to(memory_format=torch.channels_last).train()
+    reference.load_state_dict(engine.state_dict())
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(2):
+        x = torch.rand(4, 3, 32, 32, generator=gen).contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (4,), generator=gen)
+        logits = engine(x)
+        logits_ref = reference.forward_timesteps(torch.cat([x, x]).unflatten(0, (2, 4))).mean(0)
+        torch.testing.assert_close(logits, logits_ref, rtol=1e-4, atol=1e-5)
+        nn.functional.cross_entropy(logits, y).backward()
+        nn.functional.cross_entropy(logits_ref, y).backward()
+    params = dict(reference.named_parameters())
+    for key, p in engine.named_parameters():
+        torch.testing.assert_close(p.grad, params[key].grad, rtol=1e-4, atol=1e-5, msg=key)
+    buffers = dict(reference.named_buffers())
+    for key, b in engine.named_buffers():
+        torch.testing.assert_close(b, buffers[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
 def test_T_is_settable_and_event_frames_must_fit_it():
     model = create_model("spiking_convnet", T=2)
     x = torch.rand(1, 1, 28, 28)

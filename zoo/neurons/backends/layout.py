@@ -28,11 +28,19 @@ def time_outer_dense(x: torch.Tensor) -> bool:
 
 def alloc_forward(x: torch.Tensor, save_h: bool, levels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The forward kernels' buffers: x as they read it (in place when :func:`time_outer_dense`,
-    else a contiguous copy), the output with those strides, and h ``[T, levels, N]`` float32 (empty
-    unless ``save_h``)."""
+    else a contiguous copy), the output with those strides, and the pre-spike membrane h, float32
+    (empty unless ``save_h``), whose storage the kernels index as ``[T, levels, N]``: for several
+    levels a ``[T, levels, N]`` tensor, for one level a tensor of x's shape with the output's
+    strides (the same storage order), which the CPU backward can return as dL/dx itself
+    (:func:`zoo.neurons.backends.cpu_kernel.backward`)."""
     xk = x if time_outer_dense(x) else x.contiguous()
     steps = x.shape[0]
     n = x.numel() // steps if steps else 0
     out = torch.empty_like(xk)
-    h = torch.empty((steps, levels, n) if save_h else (0,), dtype=torch.float32, device=x.device)
+    if not save_h:
+        h = torch.empty((0,), dtype=torch.float32, device=x.device)
+    elif levels == 1:
+        h = torch.empty_like(xk, dtype=torch.float32)
+    else:
+        h = torch.empty((steps, levels, n), dtype=torch.float32, device=x.device)
     return xk, out, h
