@@ -12,7 +12,8 @@ tags, data sets, neurons).
    alone, not every ``spiking_*`` name);
 3. for a checkpoint name ``arch.tag`` of a known architecture, only that architecture's checkpoints,
    compared on the tag alone first: a typo in the tag finds the architecture's own checkpoints,
-   never another architecture's that happens to share letters.
+   never another architecture's that happens to share letters; a tag like none of them is answered
+   with the architecture's checkpoints.
 
 Standard library only: the ``zoo`` command's error paths use it before (or without) importing torch.
 """
@@ -38,7 +39,8 @@ def closest(name: str, known: Iterable[str], n: int = MAX_SUGGESTIONS, cutoff: f
         tags = {k.partition(".")[2]: k for k in siblings}
         parts += [tags[t] for t in _similar(tag, list(tags), cutoff)]
         known = siblings
-    return list(dict.fromkeys(parts + _similar(name, known, cutoff)))[:n]
+    similar = list(dict.fromkeys(parts + _similar(name, known, cutoff)))
+    return (similar or siblings)[:n]  # a tag like none of them: the architecture's checkpoints
 
 
 def _similar(name: str, known: list[str], cutoff: float) -> list[str]:
