@@ -10,6 +10,7 @@ the kernel runs on several threads.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import warnings
@@ -174,6 +175,28 @@ def test_single_step_single_neuron_and_empty():
         out_k, gx_k = run("srif", x, g, "fused")
         assert torch.equal(out_k, out_r)
         torch.testing.assert_close(gx_k, gx_r, rtol=1e-5, atol=1e-6)
+
+
+def test_rectifier_gradient_at_every_membrane():
+    """InfLoR's d o / d h (cpu_kernel.cpp mpr_ste_grad, inline exp, no branches) at one step: the
+    reference's within 1e-6 on (0, 1) and as exact at 0, 1 and the floats of the straight-through
+    window just beyond them (dynamics.MPR_STE_*), 0 outside it; and no farther from phi' computed in
+    float64 than the reference is."""
+    from zoo.neurons.dynamics import MPR_STE_HIGH, MPR_STE_LOW
+
+    inside = torch.linspace(0, 1, 100_003)[1:-1]
+    edges = torch.tensor([0.0, 1.0, MPR_STE_HIGH, torch.nextafter(torch.tensor(1.0), torch.tensor(2.0)).item(),
+                          -2**-24, -2**-23, MPR_STE_LOW, -2**-22, 1.0 + 2**-22, -0.5, 1.5, 7.0, -7.0])
+    h = torch.cat([inside, edges]).unsqueeze(0)
+    _, gx_r = run("srif", h, torch.ones_like(h), "torch")
+    _, gx_k = run("srif", h, torch.ones_like(h), "fused")
+    torch.testing.assert_close(gx_k, gx_r, rtol=1e-6, atol=0)
+    u = inside.double()
+    exact = 1.5 / math.tanh(1.5) * (1 - torch.tanh(3 * (u - 0.5)) ** 2)
+    n = len(inside)
+    err_k = ((gx_k[0, :n].double() - exact).abs() / exact).max()
+    err_r = ((gx_r[0, :n].double() - exact).abs() / exact).max()
+    assert err_k <= max(err_r, 1e-6), (err_k, err_r)
 
 
 # ---- the saved membrane and its memory --------------------------------------------------------------
