@@ -265,6 +265,12 @@ def test_shipped_cards_and_mirror_are_generated_from_the_published_configs():
         assert sha256_file(folder / CONFIG) == entry.config_sha256, entry.name
         config = CheckpointConfig.load(folder / CONFIG)
         assert config.name == entry.name and config.weights_sha256 == entry.sha256
+        measured = [r for r in config.metrics.get("evaluations", []) if r.get("T") == config.T]
+        assert measured, (f"{entry.name}: its card has no evaluation at its T={config.T}; "
+                          "zoo eval FOLDER --write-checkpoint, then zoo publish FOLDER")
+        for record in measured:  # the card's figure is the leaderboard's
+            stored = root / "evaluation" / "results" / record["dataset"] / f"{entry.name}_{record['split']}_T{config.T}.json"
+            assert json.loads(stored.read_text())["top1"] == record["top1"], f"{entry.name}: card and {stored} differ"
         card = render_card(config, entry.hf_hub_id)
         assert (folder / "README.md").read_text() == card, f"{entry.name}: mirror card is stale; run zoo publish"
         assert (root / "model_cards" / f"{entry.name}.md").read_text() == card, entry.name
