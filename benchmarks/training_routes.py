@@ -3,6 +3,7 @@
 
     python benchmarks/training_routes.py                         # both graphs, B = 128, 3x32x32
     python benchmarks/training_routes.py --graphs resnet20_16 --repeats 3 --quick
+    python benchmarks/training_routes.py --set methods       # MLF, InfLoR, multi-bit at 32-64-128
 
 One graph, every activation slot filled in turn (``zoo.create_model(arch, neuron=...)``): ReLU
 (the ANN anchor), the QCFS twin (T = 1, the ANN side of conversion), the noisy IF of noise-based
@@ -24,8 +25,10 @@ Python process has) and ``zoo`` (``import zoo`` applies the allocator settings i
 ``zoo train`` does), and the table has one column of each.
 
 Graphs: ``resnet20_16``: ``spiking_resnet20`` at widths 16-32-64 (the ResNet-20 of He et al.;
-tdBN in the blocks); ``vgg7``: ``spiking_vgg7`` (64-256-256, plain BN). Writes
-``benchmarks/results/training_routes_cpu.{csv,md}`` atomically; ``--quick`` writes ``..._quick``.
+tdBN in the blocks); ``vgg7``: ``spiking_vgg7`` (64-256-256, plain BN); for ``--set methods``,
+``ds_resnet20`` (MLF) and ``spiking_resnet20`` (InfLoR, multi-bit with and without
+re-stimulation) at 32-64-128, each against the same graph with ReLU. Writes
+``benchmarks/results/training_{set}_cpu.{csv,md}`` atomically; ``--quick`` writes ``..._quick``.
 """
 
 from __future__ import annotations
@@ -47,14 +50,29 @@ ROOT = Path(__file__).resolve().parents[1]
 GRAPHS = {
     "resnet20_16": ("spiking_resnet20", {"widths": [16, 32, 64]}),
     "vgg7": ("spiking_vgg7", {}),
+    "resnet20_w32": ("spiking_resnet20", {"widths": [32, 64, 128]}),
+    "ds_resnet20_w32": ("ds_resnet20", {"widths": [32, 64, 128]}),
 }
-ROUTES = [  # (label, neuron spec, T)
-    ("ReLU ANN (anchor)", "relu", 1),
+RELU = ("ReLU ANN (anchor)", "relu", 1)
+ROUTES = [  # (label, neuron spec, T[, restim])
+    RELU,
     ("QCFS twin, T=1", "qcfs(levels=7)", 1),
     ("noisy IF, T=1", "noisy_if", 1),
     ("LIF BPTT, T=2", "lif", 2),
     ("LIF BPTT, T=4", "lif", 4),
 ]
+MLF = "mlf(levels=3, v_th=0.6, tau=0.25, width=1.0)"  # recipes/mlf_ds_resnet20_cifar10_t4.yaml
+SETS = {  # route set -> {graph: routes}
+    "routes": {"resnet20_16": ROUTES, "vgg7": ROUTES},
+    # the directly trained methods (issue "CIFAR-10 checkpoints of the directly trained methods"),
+    # each on the graph its recipes use, at the CPU width 32-64-128, against that graph with ReLU
+    "methods": {
+        "ds_resnet20_w32": [RELU, ("MLF (K=3), T=1", MLF, 1), ("MLF (K=3), T=4", MLF, 4)],
+        "resnet20_w32": [RELU, ("InfLoR SRIF+MPR, T=2", "srif(mpr=true)", 2),
+                         ("2-bit spikes, re-stimulation, T=2", "multibit(m=2, n=0)", 2, True),
+                         ("2-bit spikes, no re-stimulation, T=2", "multibit(m=2, n=0)", 2)],
+    },
+}
 
 
 def measure(args: argparse.Namespace) -> list[dict]:
@@ -71,8 +89,9 @@ def measure(args: argparse.Namespace) -> list[dict]:
     y = torch.randint(0, 10, (args.batch,), generator=gen)
 
     class Row:
-        def __init__(self, graph: str, label: str, neuron: str, T: int) -> None:
+        def __init__(self, graph: str, label: str, neuron: str, T: int, restim: bool = False) -> None:
             arch, kwargs = GRAPHS[graph]
+            kwargs = {**kwargs, "restim": True} if restim else kwargs
             torch.manual_seed(0)
             self.key = dict(graph=graph, route=label, neuron=neuron, T=T)
             self.model = create_model(arch, neuron=neuron, T=T, **kwargs).to(memory_format=torch.channels_last).train()
@@ -92,7 +111,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
             self.wall.append((time.perf_counter() - wall) / steps)
             self.cpu.append((time.process_time() - cpu) / steps)
 
-    rows = [Row(g, *route) for g in args.graphs for route in ROUTES]
+    rows = [Row(g, *route) for g in args.graphs for route in SETS[args.set][g]]
     for row in rows:
         for _ in range(args.warmup):
             row.step()
@@ -119,7 +138,9 @@ def child(args: argparse.Namespace, allocator: str) -> list[dict]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--graphs", nargs="+", default=list(GRAPHS), choices=list(GRAPHS))
+    p.add_argument("--set", default="routes", choices=list(SETS),
+                   help="routes: every route on resnet20_16 and vgg7; methods: the directly trained methods")
+    p.add_argument("--graphs", nargs="+", default=None, choices=list(GRAPHS), help="(default: the set's graphs)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--steps", type=int, default=2)
@@ -131,6 +152,9 @@ def main() -> int:
     args = p.parse_args()
     if args.quick:
         args.batch, args.repeats, args.steps, args.warmup = 8, 1, 1, 1
+    args.graphs = args.graphs or list(SETS[args.set])
+    if unknown := [g for g in args.graphs if g not in SETS[args.set]]:
+        p.error(f"--graphs {' '.join(unknown)}: not in the set {args.set!r} ({', '.join(SETS[args.set])})")
     sys.path.insert(0, str(ROOT))
     if args.child:
         import zoo  # noqa: F401  (applies or skips the allocator settings, by ZOO_ALLOCATOR)
@@ -155,7 +179,7 @@ def main() -> int:
             row[f"vs_relu_{mode}"] = round(result["step_ms"] / anchor[mode]["step_ms"], 3)
             row[f"cpu_vs_relu_{mode}"] = round(result["cpu_ms"] / anchor[mode]["cpu_ms"], 3)
         rows.append({**row, "peak_mb": round(kept["peak_mb"], 1)})
-    name = "training_routes_cpu" + ("_quick" if args.quick else "")
+    name = f"training_{args.set}_cpu" + ("_quick" if args.quick else "")
     out = ROOT / "benchmarks" / "results"
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -164,7 +188,8 @@ def main() -> int:
     write_atomic(out / f"{name}.csv", buf.getvalue())
     command = " ".join(["python benchmarks/training_routes.py", *map(shlex.quote, sys.argv[1:])])
     threads = args.threads or torch.get_num_threads()
-    md = [f"# Training step per route, same graph, against its ReLU ANN\n\n"
+    title = {"routes": "route", "methods": "directly trained method"}[args.set]
+    md = [f"# Training step per {title}, same graph, against its ReLU ANN\n\n"
           f"device: {describe_device(torch.device('cpu'))}, {threads} threads, torch {torch.__version__}; "
           f"batch {args.batch} x 3x32x32, SGD, median of {args.repeats} rounds of {args.steps} steps."
           + (f" {args.note}" if args.note else "") + "\n\n"
