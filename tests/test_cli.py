@@ -201,6 +201,15 @@ def test_train_without_data_dir_names_the_option(capsys, monkeypatch, tmp_path):
         "On the command line: --data-dir DIR.")
 
 
+def test_a_reader_that_goes_away_is_not_an_error():
+    """``zoo info ARCH | head -1``: the pipe closes before zoo writes; no message, exit 141 (SIGPIPE)."""
+    process = subprocess.Popen([sys.executable, "-m", "zoo.cli", "info", "spiking_vgg7"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before zoo has started: its first write meets a closed pipe
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141 and err == "", err
+
+
 @pytest.mark.parametrize("command", sorted(cli.COMMANDS))
 def test_every_command_has_help(capsys, command):
     code, out, _ = zoo_main(capsys, [command, "--help"])

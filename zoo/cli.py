@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import NamedTuple
@@ -57,6 +58,8 @@ def one_line_errors(command: Callable[[argparse.Namespace], int], prog: str,
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
+        except BrokenPipeError:  # not a user error: main() ends quietly
+            raise
         except (ValueError, OSError) as error:
             message = str(error)
             if isinstance(error, OSError) and error.filename is not None and error.strerror:
@@ -122,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoo: error: {unknown('command', name, COMMANDS)}; `zoo --help` lists them", file=sys.stderr)
         return 2
     args = build_parser(argv).parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except BrokenPipeError:  # the reader of the output went away (`zoo list | head`): no message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (so that the exit flush is quiet)
+        return 141  # 128 + SIGPIPE, as a shell reports a process the pipe killed
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             print(describe_published(args.name))
         else:
             print(describe_architecture(args.name, args.depth))
+    except BrokenPipeError:  # the reader went away (a pager or head closed the pipe): zoo.cli.main ends quietly
+        raise
     except (catalog.CatalogError, ConfigError, UnsafeNameError, OSError) as error:
         print(f"zoo info: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return _check_or_train(args)
+    except BrokenPipeError:  # the reader went away: zoo.cli.main ends quietly
+        raise
     except (RecipeError, MissingDataError, FormatError, StateError, UnsafeNameError, DeviceError, OSError) as error:
         print(f"zoo train: {_one_line(error)}{data_dir_hint(error, args)}", file=sys.stderr)
         return 2
