@@ -126,7 +126,7 @@ inline float exp_small(float x) {
 //   mpr_scale 4 e / (e + 1)^2 with e = e^(2z) (z clamped to [-1.5, 1.5], where it lies on (0, 1)):
 //   within 5e-7 relative of phi' in float64, as torch's tanh is;
 // - 1 at exactly 0 and 1, where phi is the identity;
-// - beyond them, inside the window (the float or two past 0 and 1 that dynamics.MPR_STE_* admit),
+// - just beyond them, inside the window dynamics.MPR_STE_* admit (-1.5 2^-23 < h <= 1 + 2^-23),
 //   phi'(h) = w^(-2/3) / 3 with w = h or 1 - h = 1 + d, d <= 2^-22: (1 - 2d/3) / 3 to float rounding.
 inline float mpr_ste_grad(float h, const Params& p) {
   const float z = std::min(std::max(3.0f * (h - 0.5f), -1.5f), 1.5f);
