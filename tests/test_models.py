@@ -168,8 +168,10 @@ def test_bptt_step_equals_the_reference_path(name, kwargs):
     first layer run once for all steps) against the reference path (backend "torch", the papers'
     equations under autograd, on the image materialised at every step): logits, the gradient of
     every parameter and the running statistics, over two steps. Both channels-last, so that their
-    convolutions round alike (a surrogate gradient's window is a comparison on h: a rounding
-    difference can move an element across its edge)."""
+    convolutions round alike. The first layer's convolution still runs on B images in the engine and
+    on T * B in the reference, which may round differently (oneDNN blocks by batch); an element of
+    its neuron's membrane can then cross the surrogate's window edge (seen at VGG-7: about 1 %),
+    so the first layer's gradients agree to 2 % of their largest value, every other to 1e-4."""
     torch.manual_seed(0)
     engine = create_model(name, T=2, **kwargs).to(memory_format=torch.channels_last).train()
     reference = create_model(name, T=2, backend="torch", **kwargs).to(memory_format=torch.channels_last).train()
@@ -184,8 +186,11 @@ def test_bptt_step_equals_the_reference_path(name, kwargs):
         nn.functional.cross_entropy(logits, y).backward()
         nn.functional.cross_entropy(logits_ref, y).backward()
     params = dict(reference.named_parameters())
+    first_layer = engine.first_conv.rsplit(".", 1)[0] + "."
     for key, p in engine.named_parameters():
-        torch.testing.assert_close(p.grad, params[key].grad, rtol=1e-4, atol=1e-5, msg=key)
+        ref = params[key].grad
+        atol = 2e-2 * ref.abs().max().item() if key.startswith(first_layer) else 1e-5
+        torch.testing.assert_close(p.grad, ref, rtol=1e-4, atol=atol, msg=key)
     buffers = dict(reference.named_buffers())
     for key, b in engine.named_buffers():
         torch.testing.assert_close(b, buffers[key], rtol=1e-5, atol=1e-6, msg=key)
