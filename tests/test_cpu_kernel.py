@@ -104,23 +104,15 @@ def test_every_neuron_matches_reference(spec, kernel_calls):
     torch.testing.assert_close(gx_k, gx_r, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("steps, shape, seed", [
+    (6, (2, 4000), 2),  # two blocks of neurons, 48,000 elements: several threads
+    *((steps, shape, 11) for steps in (1, 2, 4)  # the T = 1 routes' T and the BPTT routes'
+      for shape in ((2, 2048), (3, 1367))),  # whole blocks of 4096 neurons, or a partial last one
+])
 @pytest.mark.parametrize("spec", ["lif", "mlf", "srif", "multibit(m=3, n=2, decay=0.5)"])
-def test_many_neurons_on_several_threads(spec):
-    x = make_input(steps=6, shape=(2, 4000), seed=2)  # two blocks of neurons, 48,000 elements
-    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
-    out_r, gx_r = run(spec, x, g, "torch")
-    out_k, gx_k = run(spec, x, g, "fused")
-    assert torch.equal(out_k, out_r)
-    torch.testing.assert_close(gx_k, gx_r, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("steps", [1, 2, 4])
-@pytest.mark.parametrize("shape", [(2, 2048), (3, 1367)])  # whole blocks of 4096 neurons, or a partial last one
-@pytest.mark.parametrize("spec", ["lif", "mlf", "srif", "multibit(m=3, n=2, decay=0.5)"])
-def test_short_sequences(spec, shape, steps):
-    """T of 1, 2 and 4 (the BPTT routes' T and the T = 1 routes') agree with the reference."""
-    x = make_input(steps=steps, shape=shape, seed=11)
-    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(12))
+def test_blocks_threads_and_short_sequences(spec, steps, shape, seed):
+    x = make_input(steps=steps, shape=shape, seed=seed)
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed + 1))
     out_r, gx_r = run(spec, x, g, "torch")
     out_k, gx_k = run(spec, x, g, "fused")
     assert torch.equal(out_k, out_r)

@@ -325,14 +325,15 @@ def backward(grad: torch.Tensor, h: torch.Tensor, dyn: Dynamics, layout: tuple,
     tensor on its storage, so that autograd can add a second gradient of the same input into it in
     place (a view would cost an out-of-place add and a fresh buffer at every residual shortcut)."""
     shape, stride = layout
-    if tuple(h.shape) == tuple(shape):  # one level: h is laid out like the output
+    one_level = tuple(h.shape) == tuple(shape)  # h laid out like the output
+    if one_level:
         if not same_layout(h, stride):  # (it is, unless a saved-tensors hook changed it)
             h = torch.empty_strided(shape, stride, dtype=h.dtype, device=h.device).copy_(h)
     else:
         h = h.contiguous()
     if not same_layout(grad, stride):  # into the forward's storage order
         grad = torch.empty_strided(shape, stride, dtype=grad.dtype, device=grad.device).copy_(grad)
-    if donate_h and h.dtype == grad.dtype and tuple(h.shape) == tuple(shape):
+    if donate_h and one_level and h.dtype == grad.dtype:
         grad_x = h
     else:
         grad_x = torch.empty_strided(shape, stride, dtype=grad.dtype, device=grad.device)
