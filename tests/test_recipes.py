@@ -81,6 +81,23 @@ def test_recipe_is_valid_complete_and_builds(path):
         assert model(x).shape == (2, recipe.model.kwargs["num_classes"])
 
 
+def test_every_chain_starts_from_a_checkpoint_that_exists_or_a_recipe_that_makes_it():
+    """A recipe whose ``model.init`` names ``arch.tag`` (stage 2 of a chain, a fine-tune) names a
+    published checkpoint or the name of another recipe here, of the same architecture."""
+    made = {load_recipe(p).name for p in RECIPES}
+    published = set(zoo.list_models(pretrained=True))
+    chained = 0
+    for path in RECIPES:
+        recipe = load_recipe(path)
+        parent = recipe.model.init.checkpoint if recipe.model.init else None
+        if parent is None or "/" in parent or ":" in parent:  # a folder or a Hub repository: not ours to check
+            continue
+        chained += 1
+        assert parent in made or parent in published, f"{path.name}: model.init.checkpoint {parent!r} is made by no recipe"
+        assert parent.partition(".")[0] == recipe.model.arch, f"{path.name}: the parent is another architecture"
+    assert chained >= 4
+
+
 # --------------------------------------------------------------------------------------------
 # The schema's errors
 # --------------------------------------------------------------------------------------------

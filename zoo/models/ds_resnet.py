@@ -73,6 +73,14 @@ def ds_resnet20(**kwargs) -> DSResNet:
 
 
 @register_model
+def ds_resnet20_w32(**kwargs) -> DSResNet:
+    """DS-ResNet-20 at half the paper's widths, 32-64-128 (this project's member, sized for CPU training:
+    the widths of ``spiking_resnet20_w32``, so the methods compare on one graph size; 1.1 M parameters
+    against the paper network's 4.3 M)."""
+    return build_model(DSResNet, kwargs, depths=(3, 3, 3), **{**CIFAR10, "widths": (32, 64, 128)})
+
+
+@register_model
 def ds_resnet32(**kwargs) -> DSResNet:
     """DS-ResNet-32, stages [5, 5, 5], CIFAR-10 defaults."""
     return build_model(DSResNet, kwargs, depths=(5, 5, 5), **CIFAR10)
