@@ -15,7 +15,8 @@ from zoo import registry
 from zoo.cards import render_card
 from zoo.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint, sha256_file
 from zoo.config import CheckpointConfig, ConfigError
-from zoo.publish import publish
+from zoo.evaluation.references import Reference
+from zoo.publish import card_of, publish
 
 from data_fixtures import SHARED_DATA
 from checkpoint_fixtures import NAME, make_config, sample_input, write_checkpoint, write_registry
@@ -157,6 +158,23 @@ def test_card_says_how_the_weights_were_made_and_what_training_cost():
     assert "trained at T=1 with noisy IF neurons and run here at T=4" in render_card(config, "x/y")
 
 
+def test_card_sets_the_checkpoint_beside_the_papers_results():
+    """An MLF network of CIFAR-10 against the MLF paper's published row: the paper's network, its
+    parameter count (from the registry's architecture facts), and the gap at the nearest T."""
+    config = make_config()
+    config.architecture, config.dataset = "ds_resnet20_w32", {"name": "cifar10", "split": "train"}
+    config.arch_kwargs = {"T": 4, "neuron": {"name": "mlf"}, "widths": [32, 64, 128]}
+    config.metrics["evaluations"] = [{"dataset": "cifar10", "split": "test", "T": 4, "top1": 90.25, "params": 1084586}]
+    papers = [Reference("MLF", "mlf", "ds_resnet20", "cifar10", "DS-ResNet-20 (64-128-256)", 4, 94.25, "Feng et al.")]
+    assert "## Against the paper" not in render_card(config, "x/y")
+    card = render_card(config, "x/y", papers=papers)
+    assert "| Feng et al. | DS-ResNet-20 (64-128-256) | 4.33 M | 4 | 94.25 % |" in card
+    assert "| this checkpoint | `ds_resnet20_w32` (32-64-128) | 1.08 M | 4 | 90.25 % |" in card
+    assert "0.25 times the parameters of the paper's network, and is 4.00 points below its 94.25 % at T=4" in card
+    # publishing finds the MLF paper's CIFAR-10 row in evaluation/references.csv by neuron and data set
+    assert "DS-ResNet-20 (64-128-256) | 4.33 M | 4 | 94.25 %" in card_of(config, "x/y")
+
+
 def test_card_says_when_a_neuron_is_our_interpretation(tmp_path):
     config = make_config()
     config.arch_kwargs = {"T": 1, "neuron": {"name": "noisy_if"}}
@@ -271,7 +289,7 @@ def test_shipped_cards_and_mirror_are_generated_from_the_published_configs():
         for record in measured:  # the card's figure is the leaderboard's
             stored = root / "evaluation" / "results" / record["dataset"] / f"{entry.name}_{record['split']}_T{config.T}.json"
             assert json.loads(stored.read_text())["top1"] == record["top1"], f"{entry.name}: card and {stored} differ"
-        card = render_card(config, entry.hf_hub_id)
+        card = card_of(config, entry.hf_hub_id)
         assert (folder / "README.md").read_text() == card, f"{entry.name}: mirror card is stale; run zoo publish"
         assert (root / "model_cards" / f"{entry.name}.md").read_text() == card, entry.name
 

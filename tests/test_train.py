@@ -156,8 +156,14 @@ def test_fine_tune_with_a_new_head_and_frozen_layers(straight, tmp_path, data_ro
     assert after["head.fc.weight"].shape == (12, before["head.fc.weight"].shape[1])
     assert config.recipe["model"]["init"] == {"checkpoint": str(parent), "new_classifier": False,
                                               "freeze": ["features.0.*"]}
+    card = render_card(config, "snnzoo/x")
     assert f"fine-tuned (backpropagation through time with surrogate gradients) from the checkpoint " \
-           f"`{parent_config.name}`" in render_card(config, "snnzoo/x")
+           f"`{parent_config.name}`" in card
+    # the cost of the whole chain: the parent's training steps, then this run's
+    parent_s, own_s = parent_config.metrics["train"]["train_time_s"], config.metrics["train"]["train_time_s"]
+    assert lineage["earlier_train_time_s"] == parent_s == parent_config.chain_train_time_s > 0
+    assert config.chain_train_time_s == parent_s + own_s
+    assert f"the whole chain took {(parent_s + own_s) / 60:.1f} min of training steps ({parent_s / 60:.1f} min" in card
 
 
 def test_fine_tune_from_the_command_line(straight, tmp_path, data_root):

@@ -10,9 +10,11 @@ fails with one ConfigError naming the file and the field.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Sequence
 
+from .catalog import architecture_facts
 from .config import CheckpointConfig, ConfigError
+from .evaluation.references import LABEL, Reference
 from .names import default_repo_id
 
 # Neurons whose semantics are the project's interpretation of a paper (methods.md sections 3, 4).
@@ -44,11 +46,18 @@ def headline(config: CheckpointConfig) -> dict[str, Any] | None:
     return at_t[0] if at_t else None
 
 
-def render_card(config: CheckpointConfig, hf_hub_id: str, source: str = "config") -> str:
-    """The model card of ``config`` for the Hub repository ``hf_hub_id`` (``source`` names the
-    config file in errors)."""
+def neuron_of(config: CheckpointConfig) -> str:
+    """The name of the checkpoint's neuron (its spec is a name or a dict with one)."""
     neuron = config.arch_kwargs["neuron"]
-    neuron_name = neuron["name"] if isinstance(neuron, dict) else str(neuron).split("(")[0]
+    return neuron["name"] if isinstance(neuron, dict) else str(neuron).split("(")[0]
+
+
+def render_card(config: CheckpointConfig, hf_hub_id: str, source: str = "config",
+                papers: Sequence[Reference] = ()) -> str:
+    """The model card of ``config`` for the Hub repository ``hf_hub_id`` (``source`` names the
+    config file in errors); ``papers``: the method's published results on the data set
+    (:func:`zoo.evaluation.references.papers_for`), set beside the checkpoint's own."""
+    neuron_name = neuron_of(config)
     dataset = config.dataset["name"]
     title = DATASET_TITLES.get(dataset, dataset)
     records = evaluations(config)
@@ -57,6 +66,7 @@ def render_card(config: CheckpointConfig, hf_hub_id: str, source: str = "config"
     provenance = _guarded(source, "recipe.convert or metrics.lineage", _provenance, config)
     training = _guarded(source, "metrics.train", _training, config)
     results = _guarded(source, "metrics.evaluations", _results_table, records)
+    against = _guarded(source, "metrics.evaluations", _against_papers, config, papers)
     reproduce = _guarded(source, "metrics.evaluations", _reproduce, config, records)
     return "\n".join([
         front,
@@ -95,6 +105,7 @@ def render_card(config: CheckpointConfig, hf_hub_id: str, source: str = "config"
         "",
         *results,
         "",
+        *against,
         "Energy uses 0.9 pJ per accumulate (AC) and 4.6 pJ per multiply-accumulate (MAC), 45 nm "
         "(Horowitz 2014); "
         + ("the first layer's analog input is counted as MACs, every other synaptic layer as ACs"
@@ -195,6 +206,11 @@ def _training(config: CheckpointConfig) -> list[str]:
         "The per-epoch log is `train_log.csv` in the Hub repository.",
         "",
     ]
+    lineage = config.metrics.get("lineage")
+    if isinstance(lineage, dict) and config.chain_train_time_s is not None:
+        lines += [f"The run started from `{lineage['name']}`: with the stages before it, the whole chain took "
+                  f"{config.chain_train_time_s / 60:.1f} min of training steps "
+                  f"({lineage['earlier_train_time_s'] / 60:.1f} min before this run).", ""]
     conversion = train.get("conversion")
     if conversion:
         sweep = conversion["accuracy_vs_T"]
@@ -260,6 +276,32 @@ def _results_table(records: list[dict[str, Any]]) -> list[str]:
     for record in sorted(records, key=lambda r: (r.get("split", ""), r.get("T", 0))):
         cells = [fmt.format(record[key]) if record.get(key) is not None else "" for key, _, fmt in columns]
         rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def _against_papers(config: CheckpointConfig, papers: Sequence[Reference]) -> list[str]:
+    """The method's published results beside this checkpoint: networks, parameters, T and the gap."""
+    own = headline(config)
+    if not papers or own is None:
+        return []
+    facts = architecture_facts()
+    widths = config.arch_kwargs.get("widths")
+    network = f"`{config.architecture}`" + (f" ({'-'.join(map(str, widths))})" if widths else "")
+    rows = ["## Against the paper", "",
+            f"The method's published results on this data set ({LABEL}: as recalled, not checked against the "
+            "paper), beside this checkpoint at its own T:", "",
+            "| | network | parameters | T | top-1 |", "|---|---|---|---|---|"]
+    for ref in papers:
+        params = facts.get(ref.match_arch, {}).get("parameters")
+        rows.append(f"| {ref.source} | {ref.architecture} | {f'{params / 1e6:.2f} M' if params else ''} | {ref.T} "
+                    f"| {ref.top1:.2f} % |")
+    rows += [f"| this checkpoint | {network} | {own['params'] / 1e6:.2f} M | {config.T} | {own['top1']:.2f} % |", ""]
+    ref = min(papers, key=lambda r: (abs(r.T - config.T), r.T))
+    params = facts.get(ref.match_arch, {}).get("parameters")
+    size = f"{own['params'] / params:.2f} times the parameters of the paper's network, " if params else ""
+    gap = ref.top1 - own["top1"]
+    rows += [f"This network has {size}and is {abs(gap):.2f} points {'below' if gap > 0 else 'above'} its "
+             f"{ref.top1:.2f} % at T={ref.T}.", ""]
     return rows
 
 

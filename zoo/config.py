@@ -175,6 +175,16 @@ class CheckpointConfig:
     def T(self) -> int:
         return int(self.arch_kwargs["T"])
 
+    @property
+    def chain_train_time_s(self) -> float | None:
+        """Seconds of training steps behind these weights: this run's (``metrics.train``) plus every
+        earlier stage of its chain (``metrics.lineage.earlier_train_time_s``, recorded when the run
+        started from another checkpoint); None when a stage's time is not recorded."""
+        own = (self.metrics.get("train") or {}).get("train_time_s")
+        lineage = self.metrics.get("lineage")
+        earlier = lineage.get("earlier_train_time_s") if isinstance(lineage, dict) else 0.0
+        return None if own is None or earlier is None else own + earlier
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

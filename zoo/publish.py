@@ -24,10 +24,12 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from .cards import render_card
+from .cards import neuron_of, render_card
 from .checkpoint import (CARD, CONFIG, TRAIN_LOG, WEIGHTS, CheckpointFiles, check_architecture, read_checkpoint,
                          sha256_file, write_atomic)
 from .cli import one_line_errors
+from .config import CheckpointConfig
+from .evaluation.references import load_references, papers_for
 from .hub import HUB_FILES, mirror_folder, mirror_root
 from .names import DEFAULT_OWNER, check_repo_id, confined, default_repo_id
 from .registry import PRETRAINED_FILE as REGISTRY
@@ -35,14 +37,22 @@ from .registry import REGISTRY_FORMAT, PretrainedEntry, parse_entry, read_regist
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 CARDS_DIR = CHECKOUT / "model_cards"
+REFERENCES = CHECKOUT / "evaluation" / "references.csv"  # the papers' results a card sets its checkpoint beside
 REPOSITORY_FILES = (*HUB_FILES, TRAIN_LOG)
+
+
+def card_of(config: CheckpointConfig, repo_id: str, source: str = "config") -> str:
+    """The model card publishing writes: the config's, beside the method's published results on its
+    data set (``REFERENCES``)."""
+    papers = papers_for(neuron_of(config), config.dataset["name"], load_references(REFERENCES))
+    return render_card(config, repo_id, source=source, papers=papers)
 
 
 def assemble(files: CheckpointFiles, repo_id: str, mirror: Path, cards_dir: Path | None) -> tuple[Path, str]:
     """Write the Hub repository of the verified checkpoint ``files`` into ``mirror``; returns its
     folder and the sha256 of the config.json written there."""
     config = files.config
-    card = render_card(config, repo_id, source=str(files.config_path))
+    card = card_of(config, repo_id, source=str(files.config_path))
     target = mirror_folder(repo_id, mirror)
     card_file = confined(cards_dir, f"{config.name}.md") if cards_dir is not None else None
     target.mkdir(parents=True, exist_ok=True)

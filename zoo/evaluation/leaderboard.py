@@ -4,8 +4,9 @@ the JSON evaluation records (never edited by hand).
 One Markdown table per dataset, ranked by top-1 (then model and T): model, method / neuron,
 architecture, T, top-1 with its binomial standard error (``100 sqrt(p (1 - p) / n)`` over the n test
 samples), top-5, firing rate, SOPs, energy, parameters, the training time of the weights (minutes
-of training steps, from the published checkpoint's own config in the local Hub mirror; blank where
-the mirror does not hold those weights), and the published number it compares with (methods.md
+of training steps, every stage of a chain of recipes included, from the published checkpoint's own
+config in the local Hub mirror; blank where the mirror does not hold those weights or a stage's time
+was not recorded), and the published number it compares with (methods.md
 section 6) in a column marked "paper (unverified)"; the published results of the dataset follow as
 rows of their own. A second table per dataset gives NeuroBench's metrics of the same records under
 their names (:mod:`zoo.evaluation.neurobench`; blank for records measured before the harness
@@ -117,8 +118,8 @@ def _measured_cells(record: dict[str, Any], refs: list[Reference]) -> list[str]:
 
 
 def _training_minutes(record: dict[str, Any]) -> float | None:
-    """Minutes of training steps of the weights the record measured, from their published config
-    in the local mirror (read as a load reads it: verified against the registry's pins)."""
+    """Minutes of training steps of the weights the record measured, earlier stages of a chain
+    included, from their published config in the local mirror (read as a load reads it: verified against the registry's pins)."""
     try:
         entry = pretrained_entry(record["model"])
     except ValueError:  # not published (any more)
@@ -127,7 +128,7 @@ def _training_minutes(record: dict[str, Any]) -> float | None:
     if folder is None or not (folder / CONFIG).is_file():
         return None
     config = read_config(folder, entry.pins)
-    seconds = config.metrics.get("train", {}).get("train_time_s")
+    seconds = config.chain_train_time_s
     same = config.weights_sha256 == record["checkpoint_sha256"]
     return seconds / 60 if same and seconds is not None else None
 

@@ -81,3 +81,9 @@ def _reference(row: dict[str, Any], where: str) -> Reference:
 def reference_for(record: dict[str, Any], references: list[Reference]) -> Reference | None:
     """The first reference that a measured record is compared with, if any."""
     return next((ref for ref in references if ref.matches(record)), None)
+
+
+def papers_for(neuron: str, dataset: str, references: list[Reference]) -> list[Reference]:
+    """The published results of a neuron's method on ``dataset``, whatever the network and T (a
+    model card sets its checkpoint beside them)."""
+    return [ref for ref in references if ref.dataset == dataset and fnmatch.fnmatchcase(neuron, ref.match_neuron)]

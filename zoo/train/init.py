@@ -65,6 +65,7 @@ def initialise(model: nn.Module, init: Init, source: str) -> dict[str, Any]:
         "fresh": sorted(fresh),
         "not_used": sorted(set(files.header) - set(copied)),
         "frozen": frozen,
+        "earlier_train_time_s": files.config.chain_train_time_s,  # the parent's chain; None: not recorded
     }
 
 
