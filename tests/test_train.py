@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from zoo.config import CheckpointConfig
 from zoo.evaluation import evaluate_checkpoint
 from zoo.train import load_recipe, train
 from zoo.train.cli import main as train_main
-from zoo.train.data import Plan, alternating_flips, cutout, epoch_plan, hflip, random_crop
+from zoo.train.data import Plan, alternating_flips, cutout, epoch_plan, hflip, random_crop, warn_if_classes_lost
 from zoo.train.ema import WeightEMA
 from zoo.train.distributed import Context
 from zoo.train.losses import loss_fn
@@ -489,3 +490,13 @@ def test_state_round_trip_without_pickle(tmp_path):
     (tmp_path / "train_state.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(StateError, match="train_state.safetensors"):
         load_state(tmp_path)
+
+
+def test_a_limit_that_keeps_only_some_classes_is_said():
+    """CIFAR-10's PNG folders are read class by class: the first 512 training images are all aeroplanes."""
+    by_class = torch.arange(10).repeat_interleave(50)
+    with pytest.warns(UserWarning, match=r"data.train_limit 120 keeps 3 of the 10 classes of cifar10"):
+        warn_if_classes_lost("cifar10", "train", 120, by_class)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_classes_lost("mnist", "train", 20, torch.arange(10).repeat(50))  # mixed order: every class kept

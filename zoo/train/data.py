@@ -35,6 +35,7 @@ Augmentations (``data.augment``), in the order of InfLoR's pipeline (yfguo91/Re-
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -279,6 +280,16 @@ def to_model_layout(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).contiguous() if x.dim() == 5 else x
 
 
+def warn_if_classes_lost(dataset: str, split: str, limit: int, labels: torch.Tensor) -> None:
+    """A limit takes the first samples in the data set's own order; where that order is by class
+    (CIFAR-10's PNG folders), a small limit keeps only the first classes, and a smoke run then
+    scores as if the task were solved: say so."""
+    kept, present = len(torch.unique(labels[:limit])), len(torch.unique(labels))
+    if kept < present:
+        warnings.warn(f"data.{split}_limit {limit} keeps {kept} of the {present} classes of {dataset} "
+                      f"(the first {limit} samples in the order it is stored); the run sees those alone", stacklevel=2)
+
+
 def build_splits(spec: Data, ctx: Context, root: str | None = None) -> tuple[DeviceSplit | LoaderSplit, DeviceSplit | LoaderSplit, Dataset]:
     """The train and test splits of ``spec`` for this process, and the train data set object
     (its ``describe()`` goes into the checkpoint config; its ``mean``/``std`` normalise the
@@ -299,6 +310,8 @@ def build_splits(spec: Data, ctx: Context, root: str | None = None) -> tuple[Dev
             else:
                 images, labels = zd.load_arrays(spec.dataset, root, split)
             limit = limits[split]
+            if limit is not None:
+                warn_if_classes_lost(spec.dataset, split, limit, labels)
             splits.append(DeviceSplit(images[:limit], labels[:limit], list(mean), list(std), ctx.device))
         return splits[0], splits[1], train_set
     test_set = zd.create_dataset(spec.dataset, root, "test", **spec.params)
