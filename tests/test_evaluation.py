@@ -303,12 +303,18 @@ def test_records_stored_in_the_checkpoint_and_its_card(probe, tmp_path):
 
 def test_leaderboard_training_time_comes_from_the_published_checkpoint():
     """A shipped record's training time is its checkpoint's own (the config in the local mirror), and
-    only for the same weights."""
-    path = next(iter(sorted((ROOT / "evaluation" / "results" / "fashion_mnist").glob("*_test_T*.json"))))
-    record = json.loads(path.read_text())
-    config = json.loads((ROOT / "hub" / "snnzoo" / record["model"] / "config.json").read_text())
-    assert leaderboard._training_minutes(record) == config["metrics"]["train"]["train_time_s"] / 60
-    assert leaderboard._training_minutes({**record, "checkpoint_sha256": "0" * 64}) is None
+    only for the same weights; a fine-tune whose parent's time was not recorded shows its own stage's,
+    said so."""
+    def shipped(model: str) -> tuple[dict, dict]:
+        path = next((ROOT / "evaluation" / "results" / "fashion_mnist").glob(f"{model}_test_T*.json"))
+        return json.loads(path.read_text()), json.loads((ROOT / "hub" / "snnzoo" / model / "config.json").read_text())
+
+    record, config = shipped("spiking_convnet.lif_fashion_mnist_t4_c32")
+    assert leaderboard._training(record) == f"{config['metrics']['train']['train_time_s'] / 60:.0f} min"
+    assert leaderboard._training({**record, "checkpoint_sha256": "0" * 64}) == ""
+    record, config = shipped("spiking_convnet.if_converted_finetuned_fashion_mnist_t2_c32")
+    assert "earlier_train_time_s" not in config["metrics"]["lineage"]  # published before chains recorded it
+    assert leaderboard._training(record) == f"{config['metrics']['train']['train_time_s'] / 60:.0f} min (last stage)"
     assert leaderboard.standard_error(90.0, 10_000) == pytest.approx(0.3)
 
 

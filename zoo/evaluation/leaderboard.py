@@ -5,8 +5,8 @@ One Markdown table per dataset, ranked by top-1 (then model and T): model, metho
 architecture, T, top-1 with its binomial standard error (``100 sqrt(p (1 - p) / n)`` over the n test
 samples), top-5, firing rate, SOPs, energy, parameters, the training time of the weights (minutes
 of training steps, every stage of a chain of recipes included, from the published checkpoint's own
-config in the local Hub mirror; blank where the mirror does not hold those weights or a stage's time
-was not recorded), and the published number it compares with (methods.md
+config in the local Hub mirror; the last stage's alone, said so, where an earlier stage's time was
+not recorded; blank where the mirror does not hold those weights), and the published number it compares with (methods.md
 section 6) in a column marked "paper (unverified)"; the published results of the dataset follow as
 rows of their own. A second table per dataset gives NeuroBench's metrics of the same records under
 their names (:mod:`zoo.evaluation.neurobench`; blank for records measured before the harness
@@ -109,28 +109,33 @@ def _measured_cells(record: dict[str, Any], refs: list[Reference]) -> list[str]:
     if record["limit"] is not None:
         model += f" (first {record['samples']} samples)"
     ref = reference_for(record, refs)
-    minutes = _training_minutes(record)
+    training = _training(record)
     return [model, f"{record['method']} / `{record['neuron']}`", record["architecture"], str(record["T"]),
             f"{record['top1']:.2f}", f"{standard_error(record['top1'], record['samples']):.2f}",
             f"{record['top5']:.2f}", _fmt(record["firing_rate"], "{:.4f}"),
             f"{record['sops_per_sample']:.3g}", f"{record['energy_uj_per_sample']:.3g}",
-            f"{record['params'] / 1e6:.2f} M", _fmt(minutes, "{:.0f} min"), f"{ref.top1:.2f}" if ref else ""]
+            f"{record['params'] / 1e6:.2f} M", training, f"{ref.top1:.2f}" if ref else ""]
 
 
-def _training_minutes(record: dict[str, Any]) -> float | None:
-    """Minutes of training steps of the weights the record measured, earlier stages of a chain
-    included, from their published config in the local mirror (read as a load reads it: verified against the registry's pins)."""
+def _training(record: dict[str, Any]) -> str:
+    """Minutes of training steps of the weights the record measured, every stage of a chain
+    included, from their published config in the local mirror (read as a load reads it: verified
+    against the registry's pins); the last stage's alone, said so, where an earlier stage's time was
+    not recorded; blank where the mirror does not hold those weights."""
     try:
         entry = pretrained_entry(record["model"])
     except ValueError:  # not published (any more)
-        return None
+        return ""
     folder = mirror_folder(entry.hf_hub_id)
     if folder is None or not (folder / CONFIG).is_file():
-        return None
+        return ""
     config = read_config(folder, entry.pins)
-    seconds = config.chain_train_time_s
-    same = config.weights_sha256 == record["checkpoint_sha256"]
-    return seconds / 60 if same and seconds is not None else None
+    if config.weights_sha256 != record["checkpoint_sha256"]:
+        return ""
+    if config.chain_train_time_s is not None:
+        return f"{config.chain_train_time_s / 60:.0f} min"
+    last = config.metrics.get("train", {}).get("train_time_s")
+    return f"{last / 60:.0f} min (last stage)" if last is not None else ""
 
 
 def _reference_cells(ref: Reference) -> list[str]:
