@@ -291,14 +291,13 @@ def _against_papers(config: CheckpointConfig, papers: Sequence[Reference]) -> li
             f"The method's published results on this data set ({LABEL}: as recalled, not checked against the "
             "paper), beside this checkpoint at its own T:", "",
             "| | network | parameters | T | top-1 |", "|---|---|---|---|---|"]
+    params = {ref: facts.get(ref.match_arch, {}).get("parameters") for ref in papers}  # None: not a registry name
     for ref in papers:
-        params = facts.get(ref.match_arch, {}).get("parameters")
-        rows.append(f"| {ref.source} | {ref.architecture} | {f'{params / 1e6:.2f} M' if params else ''} | {ref.T} "
-                    f"| {ref.top1:.2f} % |")
+        rows.append(f"| {ref.source} | {ref.architecture} | {f'{params[ref] / 1e6:.2f} M' if params[ref] else ''} "
+                    f"| {ref.T} | {ref.top1:.2f} % |")
     rows += [f"| this checkpoint | {network} | {own['params'] / 1e6:.2f} M | {config.T} | {own['top1']:.2f} % |", ""]
-    ref = min(papers, key=lambda r: (abs(r.T - config.T), r.T))
-    params = facts.get(ref.match_arch, {}).get("parameters")
-    size = f"{own['params'] / params:.2f} times the parameters of the paper's network, " if params else ""
+    ref = min(papers, key=lambda r: (abs(r.T - config.T), r.T))  # the paper's result nearest this T
+    size = f"{own['params'] / params[ref]:.2f} times the parameters of the paper's network, " if params[ref] else ""
     gap = ref.top1 - own["top1"]
     rows += [f"This network has {size}and is {abs(gap):.2f} points {'below' if gap > 0 else 'above'} its "
              f"{ref.top1:.2f} % at T={ref.T}.", ""]

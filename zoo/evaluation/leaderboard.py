@@ -6,9 +6,9 @@ architecture, T, top-1 with its binomial standard error (``100 sqrt(p (1 - p) / 
 samples), top-5, firing rate, SOPs, energy, parameters, the training time of the weights (minutes
 of training steps, every stage of a chain of recipes included, from the published checkpoint's own
 config in the local Hub mirror; the last stage's alone, said so, where an earlier stage's time was
-not recorded; blank where the mirror does not hold those weights), and the published number it compares with (methods.md
-section 6) in a column marked "paper (unverified)"; the published results of the dataset follow as
-rows of their own. A second table per dataset gives NeuroBench's metrics of the same records under
+not recorded; blank where the mirror does not hold those weights), and the published number it
+compares with (methods.md section 6) in a column marked "paper (unverified)"; the published results
+of the dataset follow as rows of their own. A second table per dataset gives NeuroBench's metrics of the same records under
 their names (:mod:`zoo.evaluation.neurobench`; blank for records measured before the harness
 computed them). Output is sorted and written atomically, so the same records always give the same
 files.
