@@ -35,7 +35,7 @@ Augmentations (``data.augment``), in the order of InfLoR's pipeline (yfguo91/Re-
 
 from __future__ import annotations
 
-import warnings
+import sys
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -286,8 +286,8 @@ def warn_if_classes_lost(dataset: str, split: str, limit: int, labels: torch.Ten
     scores as if the task were solved: say so."""
     kept, present = len(torch.unique(labels[:limit])), len(torch.unique(labels))
     if kept < present:
-        warnings.warn(f"data.{split}_limit {limit} keeps {kept} of the {present} classes of {dataset} "
-                      f"(the first {limit} samples in the order it is stored); the run sees those alone", stacklevel=2)
+        print(f"zoo train: warning: data.{split}_limit {limit} keeps {kept} of the {present} classes of {dataset} "
+              f"(the first {limit} samples in the order it is stored); the run sees those alone", file=sys.stderr)
 
 
 def build_splits(spec: Data, ctx: Context, root: str | None = None) -> tuple[DeviceSplit | LoaderSplit, DeviceSplit | LoaderSplit, Dataset]:
