@@ -1,7 +1,7 @@
 """The ``zoo`` command: starts without PyTorch where it can, lists and describes what the zoo holds,
 suggests the closest names, and says every user error in one line with exit status 2.
 
-- ``zoo --help``, ``zoo list``, ``zoo info ARCH.TAG`` and ``zoo info ARCH`` import no torch (checked in
+- ``zoo --help``, ``zoo list``, ``zoo info ARCH.TAG``, ``zoo info ARCH`` and ``zoo neurons --help`` import no torch (checked in
   a fresh process: the import is what made every command take seconds to start);
 - ``zoo/architectures.json``, which ``zoo info ARCH`` reads, is what building every architecture gives
   (else the test names the command that rewrites it);
@@ -48,7 +48,8 @@ def one_line_error(capsys, argv: list[str], status: int = 2) -> str:
 # ---- starting at once ----------------------------------------------------------------------------
 
 FAST = [["--help"], ["list"], ["list", "--pretrained"], ["info", MLF], ["info", "spiking_resnet20"], ["info", "no_such_arch"],
-        ["eval", "--help"], ["leaderboard", "--help"], ["eval", "spiking_convnt.x"]]
+        ["eval", "--help"], ["leaderboard", "--help"], ["eval", "spiking_convnt.x"], ["neurons", "--help"],
+        ["neurons", "--T", "x"]]
 
 
 def heavy_imports(argv: list[str], modules: tuple[str, ...]) -> list[str]:

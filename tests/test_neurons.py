@@ -381,8 +381,8 @@ def test_spec_round_trips_through_json_and_strings(spec):
     neuron = zn.create(spec)
     as_dict = neuron.spec()
     assert zn.create(json.loads(json.dumps(as_dict))).spec() == as_dict
-    as_str = zn.specs.format(as_dict)
-    assert zn.specs.parse(as_str) == json.loads(json.dumps(as_dict))
+    as_str = zn.spec.format(as_dict)
+    assert zn.spec.parse(as_str) == json.loads(json.dumps(as_dict))
     assert zn.create(as_str).spec() == as_dict
 
 

@@ -5,51 +5,22 @@
 >>> zn.create(lif.spec()).spec() == lif.spec()
 True
 
-Every neuron maps ``[T, B, ...]`` to ``[T, B, ...]`` and starts from rest on every call.
+Every neuron maps ``[T, B, ...]`` to ``[T, B, ...]`` and starts from rest on every call. The public
+names load their modules on first use (PEP 562), so that ``zoo neurons --help`` imports no PyTorch.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from ..lazy import lazy_attributes
 
-from . import spec as specs
-from .base import Neuron
-from .dynamics import Dynamics, mpr, quantize
-from .lif import IF, LIF
-from .mlf import MLF
-from .multibit import MultiBit
-from .noisy_if import NoisyIF
-from .spec import SpecError
-from .srif import SRIF
-from .stats import FiringStats, record_firing
-from .surrogate import SURROGATES, Surrogate
-from .surrogate import create as create_surrogate
+_LAZY = {
+    "Neuron": ".base", "LIF": ".lif", "IF": ".lif", "MLF": ".mlf", "SRIF": ".srif", "MultiBit": ".multibit",
+    "NoisyIF": ".noisy_if", "NEURONS": ".factory", "create": ".factory", "list_neurons": ".factory",
+    "SURROGATES": ".surrogate", "Surrogate": ".surrogate", "create_surrogate": ".surrogate:create",
+    "Dynamics": ".dynamics", "mpr": ".dynamics", "quantize": ".dynamics", "FiringStats": ".stats",
+    "record_firing": ".stats", "SpecError": ".spec", "spec": ".spec", "backends": ".backends",
+}
 
-NEURONS: dict[str, type[Neuron]] = {c.name: c for c in (LIF, IF, MLF, SRIF, MultiBit, NoisyIF)}
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
-
-def create(spec: str | Mapping[str, Any] | Neuron, backend: str = "auto", **overrides: Any) -> Neuron:
-    """Build a neuron from a name, a spec string ``"lif(tau=0.5)"`` or a dict spec.
-
-    ``overrides`` replace parameters of the spec; ``backend`` is not part of the spec because it
-    never changes results.
-    """
-    if isinstance(spec, Neuron):
-        spec = spec.spec()
-    parsed = specs.parse(spec)
-    parsed.update(overrides)
-    cls = NEURONS.get(parsed["name"])
-    if cls is None:
-        raise SpecError(f"unknown neuron {parsed['name']!r}; expected one of {', '.join(NEURONS)}")
-    return cls(backend=backend, **{k: v for k, v in parsed.items() if k != "name"})
-
-
-def list_neurons() -> list[str]:
-    return list(NEURONS)
-
-
-__all__ = [
-    "Neuron", "LIF", "IF", "MLF", "SRIF", "MultiBit", "NoisyIF", "NEURONS", "SURROGATES",
-    "Surrogate", "Dynamics", "FiringStats", "SpecError", "create", "create_surrogate",
-    "list_neurons", "record_firing", "mpr", "quantize",
-]
+__all__ = sorted(name for name in _LAZY if name not in ("spec", "backends"))

@@ -14,14 +14,12 @@ import argparse
 import os
 import time
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from ..cli import at_least
-from ..data.idx import read_idx
-from . import create, list_neurons, record_firing
-from .backends import triton as _triton_backend
+
+if TYPE_CHECKING:
+    import torch
 
 MNIST_TEST = "t10k-images-idx3-ubyte.gz"
 
@@ -39,6 +37,11 @@ def add_parser(commands) -> None:
 
 
 def load_digits(data_dir: str | None, count: int) -> tuple[torch.Tensor, str]:
+    import numpy as np
+    import torch
+
+    from ..data.idx import read_idx
+
     candidates = [Path(d) for d in (data_dir, os.environ.get("ZOO_DATA_DIR")) if d]
     candidates = [c / name for c in candidates for name in ("", "mnist", "MNIST/raw")]
     for folder in candidates:
@@ -55,6 +58,10 @@ def load_digits(data_dir: str | None, count: int) -> tuple[torch.Tensor, str]:
 
 def time_backend(spec: str, backend: str, x: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
     """Forward+backward time of the second call (the first may compile), its output and grad."""
+    import torch
+
+    from . import create
+
     neuron = create(spec, backend=backend).eval()
     for _ in range(2):
         xi = x.detach().requires_grad_()
@@ -66,6 +73,11 @@ def time_backend(spec: str, backend: str, x: torch.Tensor) -> tuple[float, torch
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import create, list_neurons, record_firing
+    from .backends import triton as _triton_backend
+
     images, source = load_digits(args.data_dir, args.batch_size)
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(1, 16, 3, padding=1)
