@@ -48,7 +48,7 @@ def one_line_error(capsys, argv: list[str], status: int = 2) -> str:
 # ---- starting at once ----------------------------------------------------------------------------
 
 FAST = [["--help"], ["list"], ["list", "--pretrained"], ["info", MLF], ["info", "spiking_resnet20"], ["info", "no_such_arch"],
-        ["eval", "--help"], ["leaderboard", "--help"], ["eval", "spiking_convnt.x"], ["neurons", "--help"],
+        ["eval", "--help"], ["leaderboard", "--help"], ["train", "--help"], ["eval", "spiking_convnt.x"], ["neurons", "--help"],
         ["neurons", "--T", "x"]]
 
 
