@@ -14,6 +14,7 @@ from torch import nn
 from zoo.layers import (
     ECA, QCFS, ConvNormAct, Readout, TdBatchNorm2d, create_act, eca_kernel_size, encode_input, fold,
 )
+from zoo.layers.norm import OutsideEpsBatchNorm
 from zoo.neurons import Neuron, SpecError
 
 
@@ -79,8 +80,42 @@ def test_tdbn_gradient_matches_hand_computation(mode):
     (bn(x) * g).sum().backward()
     x_ref = x.detach().clone().requires_grad_()
     mean, var, _ = _stats(x_ref)
-    (_tdbn_by_hand(x_ref, mean, var, 0.5 / math.sqrt(2), 0.1, mode, bn.weight, bn.bias) * g).sum().backward()
+    weight, bias = (p.detach().clone().requires_grad_() for p in (bn.weight, bn.bias))
+    (_tdbn_by_hand(x_ref, mean, var, 0.5 / math.sqrt(2), 0.1, mode, weight, bias) * g).sum().backward()
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(bn.weight.grad, weight.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(bn.bias.grad, bias.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_outside_eps_gradient_is_exact_in_float64(affine):
+    """MLF's tdBN on the fused BatchNorm kernels: the hand-derived backward against finite
+    differences, a channels-last input among them."""
+    torch.manual_seed(2)
+    x = torch.randn(4, 3, 3, 3, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    gain = torch.tensor([1.5, -0.5, 2.0], dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True) if affine else None
+    inputs = (x.requires_grad_(), gain, bias, None, None, 0.0, 0.3)
+    assert torch.autograd.gradcheck(OutsideEpsBatchNorm.apply, inputs)
+
+
+def test_outside_eps_constant_channel_has_a_finite_gradient():
+    """A channel whose input is constant (sqrt(var) = 0): autograd through sqrt gives NaN; the
+    kernel path gives the limit, gain / eps * (g - mean(g)), and leaves the other channels exact."""
+    torch.manual_seed(3)
+    bn = TdBatchNorm2d(2, v_th=0.6, eps_mode="outside", eps=0.1).train()
+    x = torch.randn(4, 2, 3, 3)
+    x[:, 0] = 2.0
+    x.requires_grad_()
+    g = torch.randn(4, 2, 3, 3)
+    y = bn(x)
+    (y * g).sum().backward()
+    assert torch.equal(y[:, 0], torch.zeros_like(y[:, 0]))
+    torch.testing.assert_close(x.grad[:, 0], 0.6 / 0.1 * (g[:, 0] - g[:, 0].mean()))
+    x_ref = x.detach()[:, 1:].clone().requires_grad_()
+    mean, var, _ = _stats(x_ref)
+    (_tdbn_by_hand(x_ref, mean, var, 0.6, 0.1, "outside") * g[:, 1:]).sum().backward()
+    torch.testing.assert_close(x.grad[:, 1:], x_ref.grad, rtol=1e-4, atol=1e-6)
 
 
 def test_tdbn_is_a_batchnorm_for_checkpoints():
