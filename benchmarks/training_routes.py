@@ -62,15 +62,19 @@ ROUTES = [  # (label, neuron spec, T[, restim])
     ("LIF BPTT, T=4", "lif", 4),
 ]
 MLF = "mlf(levels=3, v_th=0.6, tau=0.25, width=1.0)"  # recipes/mlf_ds_resnet20_cifar10_t4.yaml
+INFLOR, MULTIBIT = "srif(mpr=true)", "multibit(m=2, n=0)"
 SETS = {  # route set -> {graph: routes}
     "routes": {"resnet20_16": ROUTES, "vgg7": ROUTES},
     # the directly trained methods (issue "CIFAR-10 checkpoints of the directly trained methods"),
     # each on the graph its recipes use, at the CPU width 32-64-128, against that graph with ReLU
-    "methods": {
+    "methods": {  # each chain's two stages (recipes/*_cifar10_t1.yaml, then BPTT from its weights)
         "ds_resnet20_w32": [RELU, ("MLF (K=3), T=1", MLF, 1), ("MLF (K=3), T=4", MLF, 4)],
-        "resnet20_w32": [RELU, ("InfLoR SRIF+MPR, T=2", "srif(mpr=true)", 2),
-                         ("2-bit spikes, re-stimulation, T=2", "multibit(m=2, n=0)", 2, True),
-                         ("2-bit spikes, no re-stimulation, T=2", "multibit(m=2, n=0)", 2)],
+        "resnet20_w32": [RELU,
+                         ("InfLoR SRIF+MPR, T=1", INFLOR, 1), ("InfLoR SRIF+MPR, T=2", INFLOR, 2),
+                         ("2-bit spikes, re-stimulation, T=1", MULTIBIT, 1, True),
+                         ("2-bit spikes, re-stimulation, T=2", MULTIBIT, 2, True),
+                         ("2-bit spikes, no re-stimulation, T=1", MULTIBIT, 1),
+                         ("2-bit spikes, no re-stimulation, T=2", MULTIBIT, 2)],
     },
 }
 
