@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from . import catalog
-from .cli import at_least
-from .config import CheckpointConfig, ConfigError
-from .names import UnsafeNameError
+from .cli import at_least, one_line_errors
+from .config import CheckpointConfig
 from .suggest import unknown
 
 LISTING = "`zoo list` shows every architecture, `zoo list --pretrained` every checkpoint"
@@ -46,18 +44,16 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        if _is_folder(args.name):
-            print(describe_folder(Path(args.name)))
-        elif "." in args.name:
-            print(describe_published(args.name))
-        else:
-            print(describe_architecture(args.name, args.depth))
-    except BrokenPipeError:  # the reader went away (a pager or head closed the pipe): zoo.cli.main ends quietly
-        raise
-    except (catalog.CatalogError, ConfigError, UnsafeNameError, OSError) as error:
-        print(f"zoo info: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    return one_line_errors(_describe, "zoo info")(args)
+
+
+def _describe(args: argparse.Namespace) -> int:
+    if _is_folder(args.name):
+        print(describe_folder(Path(args.name)))
+    elif "." in args.name:
+        print(describe_published(args.name))
+    else:
+        print(describe_architecture(args.name, args.depth))
     return 0
 
 

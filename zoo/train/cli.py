@@ -25,7 +25,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..cli import at_least, data_dir_hint
+from ..cli import at_least, data_dir_hint, one_line_errors
 
 RUNS = Path("runs")  # the default parent of run folders: runs/<recipe name>
 # zoo.neurons.backends.BACKENDS, spelt out so that building this parser imports no torch (tests/test_cli.py
@@ -62,27 +62,18 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.errors import FormatError, MissingDataError
-    from ..names import UnsafeNameError
-    from .distributed import DeviceError
+    return one_line_errors(_train_or_diverge, "zoo train", data_dir_hint)(args)
+
+
+def _train_or_diverge(args: argparse.Namespace) -> int:
+    """Exit status 1, with one line, for a run whose loss or weights turned non-finite."""
     from .loop import TrainingDiverged
-    from .recipe import RecipeError
-    from .state import StateError
 
     try:
         return _check_or_train(args)
-    except BrokenPipeError:  # the reader went away: zoo.cli.main ends quietly
-        raise
-    except (RecipeError, MissingDataError, FormatError, StateError, UnsafeNameError, DeviceError, OSError) as error:
-        print(f"zoo train: {_one_line(error)}{data_dir_hint(error, args)}", file=sys.stderr)
-        return 2
     except TrainingDiverged as error:
-        print(f"zoo train: {_one_line(error)}", file=sys.stderr)
+        print(f"zoo train: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
 
 
 def _check_or_train(args: argparse.Namespace) -> int:
