@@ -177,6 +177,9 @@ def test_train_check_finds_the_parent_checkpoint(capsys):
     line = one_line_error(capsys, ["train", str(ROOT / recipe), "--init-from", "spiking_convnet.nope", "--check"])
     assert line.startswith(f"zoo train: {ROOT / recipe}: field 'model.init.checkpoint': no published checkpoint "
                            "'spiking_convnet.nope'; similar: spiking_convnet.")
+    line = one_line_error(capsys, ["train", str(ROOT / recipe), "--init-from", "runs/no_such_run/checkpoint", "--check"])
+    assert line.startswith(f"zoo train: {ROOT / recipe}: field 'model.init.checkpoint': runs/no_such_run/checkpoint: "
+                           "no such checkpoint folder; expected a folder holding config.json")
     code, out, err = zoo_main(capsys, ["train", str(ROOT / recipe), "--init-from", MLF, "--check"])
     assert code == 0 and ": ok, " in out, err
 

@@ -38,7 +38,8 @@ from pathlib import Path
 
 
 from .checkpoint import CARD, CONFIG, WEIGHTS, CheckpointError
-from .names import UnsafeNameError, check_checkpoint_name, check_repo_id, check_revision, check_segment, confined
+from .names import (UnsafeNameError, check_checkpoint_name, check_repo_id, check_revision, check_segment, confined,
+                    no_such_folder)
 from .registry import Pins, is_model, pretrained_entry
 
 HF_HUB_PREFIX = "hf-hub:"  # names of Hub repositories outside the registry, as in timm
@@ -124,6 +125,8 @@ def resolve_checkpoint(name: str | os.PathLike, cache_dir: str | Path | None = N
     explicit = _explicit_folder(name)
     if explicit is not None:
         return explicit, None
+    if "/" in str(name):  # a path (no registry name has a slash)
+        raise CheckpointError(no_such_folder(str(name)))
     entry = pretrained_entry(str(name))
     local = mirror_folder(entry.hf_hub_id)
     if local is not None and all((local / filename).is_file() for filename in LOAD_FILES):

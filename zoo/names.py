@@ -67,6 +67,12 @@ def check_revision(value: object, source: str = "") -> str:
     return value
 
 
+def no_such_folder(name: str) -> str:
+    """What is said of a checkpoint path (a name with a ``/``) that does not exist."""
+    return (f"{name}: no such checkpoint folder; expected a folder holding config.json and model.safetensors, "
+            "a published arch.tag or hf-hub:owner/repo")
+
+
 def default_repo_id(name: str) -> str:
     """The zoo's own Hub repository of the checkpoint ``arch.tag``: ``snnzoo/arch.tag``."""
     return f"{DEFAULT_OWNER}/{name}"

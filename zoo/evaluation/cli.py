@@ -93,13 +93,13 @@ def _check_model_name(name: str) -> None:
     architecture that has one): checked from the registry file before PyTorch is imported, with the
     closest names in the error."""
     from zoo import catalog
+    from zoo.names import no_such_folder
     from zoo.suggest import unknown
 
     if Path(name).exists() or name.startswith("hf-hub:"):
         return
     if "/" in name:
-        raise ValueError(f"{name}: no such checkpoint folder; expected a folder holding config.json and "
-                         "model.safetensors, a published arch.tag or hf-hub:owner/repo")
+        raise ValueError(no_such_folder(name))
     listing = "`zoo list --pretrained` shows every published checkpoint"
     published = catalog.published()
     arch = name.partition(".")[0]
