@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import gzip
+import json
 import math
 import os
 import random
@@ -150,6 +151,7 @@ def test_fine_tune_with_a_new_head_and_frozen_layers(straight, tmp_path, data_ro
     assert (lineage["name"], lineage["weights_sha256"]) == (parent_config.name, parent_config.weights_sha256)
     assert lineage["fresh"] == ["head.fc.bias", "head.fc.weight"] and lineage["not_used"] == lineage["fresh"]
     assert lineage["frozen"] == ["features.0.conv.weight", "features.0.bn.weight", "features.0.bn.bias"]
+    assert "before_training" not in lineage  # a new classifier: the parent's accuracy says nothing
     before, after = load_file(parent / "model.safetensors"), load_file(folder / "model.safetensors")
     assert all(torch.equal(before[key], after[key]) for key in lineage["frozen"])
     assert not torch.equal(before["features.1.conv.weight"], after["features.1.conv.weight"])
@@ -164,6 +166,23 @@ def test_fine_tune_with_a_new_head_and_frozen_layers(straight, tmp_path, data_ro
     assert lineage["earlier_train_time_s"] == parent_s == parent_config.chain_train_time_s > 0
     assert config.chain_train_time_s == parent_s + own_s
     assert f"the whole chain took {(parent_s + own_s) / 60:.1f} min of training steps ({parent_s / 60:.1f} min" in card
+
+
+def test_a_chained_run_records_where_it_started(straight, tmp_path, data_root):
+    """The noise recipe started from its own finished run: the parent's weights as this recipe runs
+    them (T = 1, and converted to T = 4) score what the parent's conversion sweep measured, are
+    measured once when the run starts, kept for its resumption, and shown on the card."""
+    parent = CheckpointConfig.load(straight / "checkpoint" / "config.json")
+    swept = parent.metrics["train"]["conversion"]["accuracy_vs_T"]
+    init = f"model.init={{checkpoint: '{straight / 'checkpoint'}', new_classifier: false, freeze: []}}"
+    assert run(NOISE, tmp_path, data_root, [*TINY, init], stop_after=1) is None
+    recorded = json.loads((tmp_path / "before_training.json").read_text())
+    assert recorded == {"T": 1, "top1": swept["1"], "converted_T": 4, "converted_top1": swept["4"]}
+    (tmp_path / "before_training.json").write_text(json.dumps({**recorded, "top1": 12.5}))  # read, not measured again
+    config = CheckpointConfig.load(run(NOISE, tmp_path, data_root, [*TINY, init], resume=True) / "config.json")
+    assert config.metrics["lineage"]["before_training"] == {**recorded, "top1": 12.5}
+    assert (f"Before it, those weights scored 12.50 % at T=1, {swept['4']:.2f} % converted to T=4 on the same "
+            "test set.") in render_card(config, "snnzoo/x")
 
 
 def test_fine_tune_from_the_command_line(straight, tmp_path, data_root):

@@ -190,6 +190,22 @@ def _provenance(config: CheckpointConfig) -> str:
     return "The weights are SNN-trained: backpropagation through time with surrogate gradients."
 
 
+def _chain(lineage: dict[str, Any], chain_train_time_s: float | None) -> list[str]:
+    """What a chained run started from: its parent's weights as the run runs them, and the cost of
+    the whole chain."""
+    said = []
+    before = lineage.get("before_training")
+    if before is not None:
+        converted = (f", {before['converted_top1']:.2f} % converted to T={before['converted_T']}"
+                     if "converted_top1" in before else "")
+        said.append(f"Before it, those weights scored {before['top1']:.2f} % at T={before['T']}{converted} on the "
+                    "same test set.")
+    if chain_train_time_s is not None:
+        said.append(f"With the stages before it, the whole chain took {chain_train_time_s / 60:.1f} min of training "
+                    f"steps ({lineage['earlier_train_time_s'] / 60:.1f} min before this run).")
+    return [f"The run started from `{lineage['name']}`. {' '.join(said)}", ""] if said else []
+
+
 def _training(config: CheckpointConfig) -> list[str]:
     """The measured cost of the training run and, for converted networks, accuracy against T."""
     train = config.metrics.get("train") or {}
@@ -207,10 +223,8 @@ def _training(config: CheckpointConfig) -> list[str]:
         "",
     ]
     lineage = config.metrics.get("lineage")
-    if isinstance(lineage, dict) and config.chain_train_time_s is not None:
-        lines += [f"The run started from `{lineage['name']}`: with the stages before it, the whole chain took "
-                  f"{config.chain_train_time_s / 60:.1f} min of training steps "
-                  f"({lineage['earlier_train_time_s'] / 60:.1f} min before this run).", ""]
+    if isinstance(lineage, dict):
+        lines += _chain(lineage, config.chain_train_time_s)
     conversion = train.get("conversion")
     if conversion:
         sweep = conversion["accuracy_vs_T"]

@@ -5,7 +5,7 @@ recipe's ``arch.tag`` name, the data set's ``describe()``, the complete recipe w
 came from and the ``--set`` overrides, and ``metrics.train``: final train statistics, the run's
 own test top-1, wall time, images/s, peak memory, and for converted networks accuracy against T;
 ``metrics.lineage`` for a fine-tuned model: the parent checkpoint and its sha256, what was copied,
-started fresh and frozen, :mod:`zoo.train.init`)
+started fresh and frozen, :mod:`zoo.train.init`; the parent's weights' top-1 before this run)
 and ``train_log.csv`` (the per-epoch log). Evaluations proper are added later by the evaluation
 harness; the model card is written when the checkpoint is published. The folder's files are
 written atomically, under the lock of its ``config.json`` that ``zoo eval --write-checkpoint``

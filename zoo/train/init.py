@@ -17,7 +17,9 @@ Its weights go into the recipe's model by name:
 whose parameters keep the parent's values (``requires_grad = False``); a pattern that matches no
 parameter is an error. BatchNorm running statistics of frozen layers still follow the new data
 in training mode. What was copied, started fresh, left unused and frozen is the lineage that the
-checkpoint's config records (``metrics.lineage``) and its model card shows.
+checkpoint's config records (``metrics.lineage``) and its model card shows; ``zoo train`` adds the
+parent's earlier training time and, unless the classifier starts fresh, the parent's weights'
+test top-1 as the recipe runs them (``before_training``, :mod:`zoo.train.loop`).
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ another recipe) and no checkpoint is exported.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -43,7 +46,7 @@ from .ema import WeightEMA
 from .evaluate import autocast, evaluate
 from .export import export_checkpoint
 from .files import LockedError, file_lock, remove_stale_tmp
-from .init import initialise
+from .init import CLASSIFIER, initialise
 from .log import MetricsLog, peak_memory_mb, reset_peak_memory
 from .losses import loss_fn
 from .optim import build_optimizer, lr_at, set_lr
@@ -51,6 +54,7 @@ from .recipe import Recipe, build_model
 from .state import STATE_FILE, StateError, capture_rng, load_run_state, restore_rng, save_state, seed_everything
 
 LOCK_FILE = ".zoo-train.lock"
+BEFORE_FILE = "before_training.json"  # a chained run's starting point (_before_training)
 
 
 class TrainingDiverged(RuntimeError):
@@ -178,6 +182,11 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
         def test(network: nn.Module) -> dict[str, float]:
             return evaluate(network, test_split.eval_batches(recipe.data.eval_batch_size, ctx), ctx, train_cfg.precision)
 
+        if lineage is not None and not any(key.startswith(CLASSIFIER) for key in lineage["fresh"]):
+            before = _before_training(out, model, recipe, ctx, test, start == 0,
+                                      lambda n: training_subset(train_split, n, recipe))
+            if before is not None:
+                lineage["before_training"] = before
         end = train_cfg.epochs if stop_after is None else min(stop_after, train_cfg.epochs)
         final_eval: dict[str, float] | None = None
         for epoch in range(start, end):
@@ -203,6 +212,30 @@ def _run(recipe: Recipe, out: Path, ctx: distributed.Context, *, recipe_file: st
                                        lineage, recipe_file=recipe_file, overrides=overrides)
     distributed.barrier(ctx)
     return result
+
+
+def _before_training(out: Path, model: nn.Module, recipe: Recipe, ctx: distributed.Context,
+                     test: Callable[[nn.Module], dict[str, float]], fresh: bool,
+                     training_images: Callable[[int], Any]) -> dict[str, Any] | None:
+    """A chained run's starting point: the parent's weights as this recipe runs them, test top-1 at
+    the recipe's T and, where the recipe converts, converted at the ``convert`` T; the figure a
+    card sets beside the run's own, so that it says what this stage added. Measured when the run
+    starts (``fresh``) and kept in the run folder (``BEFORE_FILE``) for its resumptions; None for a
+    run resumed from before this was recorded."""
+    path = out / BEFORE_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    if not fresh:
+        return None
+    before: dict[str, Any] = {"T": model.T, "top1": test(model)["top1"]}
+    if recipe.convert is not None:
+        spec = dataclasses.replace(recipe.convert, sweep=[recipe.convert.T])
+        _, report = convert_trained(copy.deepcopy(model), recipe.model.arch, spec, lambda net: test(net)["top1"],
+                                    source_top1=before["top1"], training_images=training_images)
+        before.update(converted_T=spec.T, converted_top1=report["accuracy_vs_T"][str(spec.T)])
+    if ctx.main:
+        write_atomic(path, json.dumps(before) + "\n")
+    return before
 
 
 def training_subset(split: DeviceSplit | LoaderSplit, n: int, recipe: Recipe) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
