@@ -223,10 +223,8 @@ def _before_training(out: Path, model: nn.Module, recipe: Recipe, ctx: distribut
     starts (``fresh``) and kept in the run folder (``BEFORE_FILE``) for its resumptions; None for a
     run resumed from before this was recorded."""
     path = out / BEFORE_FILE
-    if path.is_file():
-        return json.loads(path.read_text())
     if not fresh:
-        return None
+        return json.loads(path.read_text()) if path.is_file() else None
     before: dict[str, Any] = {"T": model.T, "top1": test(model)["top1"]}
     if recipe.convert is not None:
         spec = dataclasses.replace(recipe.convert, sweep=[recipe.convert.T])
