@@ -318,6 +318,17 @@ def test_leaderboard_training_time_comes_from_the_published_checkpoint():
     assert leaderboard.standard_error(90.0, 10_000) == pytest.approx(0.3)
 
 
+def test_a_record_names_re_stimulation_in_its_method():
+    """The re-stimulation ablation's two networks share a recipe method; the records (and so the
+    leaderboard and its plots) tell them apart."""
+    config = CheckpointConfig.load(ROOT / "hub" / "snnzoo" / "spiking_resnet20_w32.noise_cifar10_t1" / "config.json")
+    assert harness._method(config) == config.recipe["method"] == "noise-t1"
+    config.arch_kwargs["restim"] = True
+    assert harness._method(config) == "noise-t1+restim"
+    config.recipe.pop("method")
+    assert harness._method(config) == "noisy_if+restim"  # no recipe method: the neuron's name
+
+
 def test_leaderboard(probe, tmp_path):
     results, out = tmp_path / "results", tmp_path / "evaluation"
     run(probe, results, Ts=[1, 4])

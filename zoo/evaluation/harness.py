@@ -281,7 +281,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str | None = None, *, Ts: Sequ
                             timing_batches=timing_batches, progress=progress)
         record = {
             "schema": records.SCHEMA_VERSION, "model": config.name, "architecture": config.architecture,
-            "method": config.recipe.get("method") or _neuron_name(config), "neuron": _neuron(config),
+            "method": _method(config), "neuron": _neuron(config),
             "arch_kwargs": {**config.arch_kwargs, "T": T}, "checkpoint_sha256": config.weights_sha256,
             "T": T, "trained_T": config.T, "input": asdict(config.input), "dataset": dataset, "split": split,
             "dataset_describe": data.describe() if hasattr(data, "describe") else {"name": dataset, "split": split},
@@ -397,8 +397,12 @@ def _neuron(config: CheckpointConfig) -> str:
     return specs.format(specs.parse(config.arch_kwargs["neuron"]))
 
 
-def _neuron_name(config: CheckpointConfig) -> str:
-    return specs.parse(config.arch_kwargs["neuron"])["name"]
+def _method(config: CheckpointConfig) -> str:
+    """The recipe's method (the neuron's name where there is no recipe), ``+restim`` where the network
+    re-stimulates its neurons (multi-bit spikes' ECA connection), so that the leaderboard and its
+    plots tell the re-stimulation ablation's two networks apart."""
+    method = config.recipe.get("method") or specs.parse(config.arch_kwargs["neuron"])["name"]
+    return f"{method}+restim" if config.arch_kwargs.get("restim") else method
 
 
 def _public_name(checkpoint: str, config: CheckpointConfig) -> str:

@@ -1,7 +1,8 @@
 """The leaderboard: per-dataset CSV files, ``leaderboard.md`` and the plots, all regenerated from
 the JSON evaluation records (never edited by hand).
 
-One Markdown table per dataset, ranked by top-1 (then model and T): model, method / neuron,
+One Markdown table per dataset, ranked by top-1 (then model and T): model, method (``+restim`` where
+the network re-stimulates, so that the ablation's two rows differ) / neuron,
 architecture, T, top-1 with its binomial standard error (``100 sqrt(p (1 - p) / n)`` over the n test
 samples), top-5, firing rate, SOPs, energy, parameters, the training time of the weights (minutes
 of training steps, every stage of a chain of recipes included, from the published checkpoint's own
