@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from zoo.cards import render_card
 from zoo.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint, sha256_file
 from zoo.config import CheckpointConfig, ConfigError
 from zoo.evaluation.references import Reference
-from zoo.publish import card_of, publish
+from zoo.publish import REGISTRY_LOCK, card_of, publish, register
+from zoo.registry import PretrainedEntry
+from zoo.train.files import file_lock
 
 from data_fixtures import SHARED_DATA
 from checkpoint_fixtures import NAME, make_config, sample_input, write_checkpoint, write_registry
@@ -329,3 +332,19 @@ def test_card_example_runs_on_real_data(name, place, tmp_path, monkeypatch):
     scope: dict = {}
     exec(example, scope)
     assert scope["logits"].shape == (1, 10) and int(scope["logits"].argmax()) == label
+
+
+def test_registering_waits_for_the_registry_lock(tmp_path):
+    """Two checkpoints published at once: the second registration reads the registry only after the
+    first has rewritten it, so neither entry is lost."""
+    registry_file = write_registry(tmp_path / "pretrained.json", [])
+    entry = PretrainedEntry(name=NAME, hf_hub_id=f"snnzoo/{NAME}", revision="main", sha256="0" * 64,
+                            config_sha256="1" * 64)
+    registered = threading.Event()
+    with file_lock(tmp_path / REGISTRY_LOCK):  # another publish holds the registry
+        worker = threading.Thread(target=lambda: (register(registry_file, entry), registered.set()))
+        worker.start()
+        assert not registered.wait(0.5)
+    worker.join(timeout=30)
+    assert registered.is_set()
+    assert [item["name"] for item in json.loads(registry_file.read_text())["checkpoints"]] == [NAME]

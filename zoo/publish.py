@@ -34,11 +34,13 @@ from .hub import HUB_FILES, mirror_folder, mirror_root
 from .names import DEFAULT_OWNER, check_repo_id, confined, default_repo_id
 from .registry import PRETRAINED_FILE as REGISTRY
 from .registry import REGISTRY_FORMAT, PretrainedEntry, parse_entry, read_registry
+from .train.files import file_lock
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 CARDS_DIR = CHECKOUT / "model_cards"
 REFERENCES = CHECKOUT / "evaluation" / "references.csv"  # the papers' results a card sets its checkpoint beside
 REPOSITORY_FILES = (*HUB_FILES, TRAIN_LOG)
+REGISTRY_LOCK = ".zoo-registry.lock"
 
 
 def card_of(config: CheckpointConfig, repo_id: str, source: str = "config") -> str:
@@ -73,11 +75,13 @@ def assemble(files: CheckpointFiles, repo_id: str, mirror: Path, cards_dir: Path
 
 def register(registry: Path, entry: PretrainedEntry) -> None:
     """Add or update ``entry`` in the registry file (validated as loading validates it; kept sorted
-    by name)."""
-    table = read_registry(registry)
-    table[entry.name] = parse_entry(asdict(entry), f"{registry}: new entry {entry.name!r}")
-    data = {"format_version": REGISTRY_FORMAT, "checkpoints": [asdict(table[name]) for name in sorted(table)]}
-    write_atomic(registry, json.dumps(data, indent=2) + "\n")
+    by name), read and rewritten under the lock ``REGISTRY_LOCK`` beside it, so that two checkpoints
+    published at once both stay registered."""
+    with file_lock(registry.parent / REGISTRY_LOCK):
+        table = read_registry(registry)
+        table[entry.name] = parse_entry(asdict(entry), f"{registry}: new entry {entry.name!r}")
+        data = {"format_version": REGISTRY_FORMAT, "checkpoints": [asdict(table[name]) for name in sorted(table)]}
+        write_atomic(registry, json.dumps(data, indent=2) + "\n")
 
 
 def upload(folder: Path, repo_id: str, token: str, name: str) -> str:
