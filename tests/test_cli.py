@@ -259,6 +259,18 @@ def test_info_of_a_checkpoint_folder(capsys):
     assert code == 0 and f"source: checkpoint folder {folder}" in out and "(recorded in its config): matches" in out
 
 
+def test_info_names_where_a_chained_checkpoint_started(capsys, tmp_path):
+    child = "spiking_convnet.if_converted_finetuned_fashion_mnist_t2_c32"
+    parent = "spiking_convnet.if_converted_fashion_mnist_t4_c32"
+    code, out, _ = zoo_main(capsys, ["info", child])
+    assert code == 0 and f"\nstarted from: {parent} (weights sha256 {catalog.published()[parent].sha256})\n" in out
+    config = json.loads((ROOT / "hub" / "snnzoo" / child / "config.json").read_text())
+    config["metrics"]["lineage"]["before_training"] = {"T": 2, "top1": 80.5, "converted_T": 4, "converted_top1": 81.25}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    code, out, _ = zoo_main(capsys, ["info", str(tmp_path)])
+    assert code == 0 and "; before this run: top-1 80.50 % at T=2, 81.25 % converted to T=4\n" in out
+
+
 def test_info_without_the_mirror_names_the_hub_pins(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_HUB_MIRROR", str(tmp_path))
     code, out, _ = zoo_main(capsys, ["info", MLF])

@@ -3,7 +3,8 @@
 ``zoo info ARCH.TAG`` (or a checkpoint folder) describes the checkpoint from its own files, without
 importing PyTorch: the architecture with the checkpoint's arch kwargs and its parameter count (from
 the ``model.safetensors`` header), neuron, T, input, data set, a summary of the recipe that trained
-it, its recorded evaluations, and where it comes from (the local Hub mirror folder, or the Hub id and
+it, the checkpoint a chained run started from (and what its weights scored then), its recorded
+evaluations, and where it comes from (the local Hub mirror folder, or the Hub id and
 revision) with the sha256 pins of ``zoo/pretrained.json`` checked against the files.
 
 ``zoo info ARCH`` describes the architecture at its defaults: its docstring, parameter count,
@@ -120,6 +121,7 @@ def _checkpoint_lines(config: CheckpointConfig, folder: Path) -> list[str]:
              f"input: {_input(config)}",
              f"dataset: {_dataset(config.dataset)}",
              f"recipe: {_recipe(config.recipe, config.metrics)}",
+             *_lineage(config.metrics.get("lineage")),
              "arch kwargs (zoo.create_model(arch, **kwargs) rebuilds this graph):",
              *(f"  {key} = {json.dumps(value)}" for key, value in kwargs.items())]
     evaluations = config.metrics.get("evaluations") or []
@@ -182,6 +184,19 @@ def _recipe(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
     if isinstance(seconds, (int, float)):
         parts.append(f"{seconds / 60:.0f} min of training steps")
     return "; ".join(parts)
+
+
+def _lineage(lineage: Any) -> list[str]:
+    """The checkpoint a chained or fine-tuned run started from, and what its weights scored then."""
+    if not isinstance(lineage, dict):
+        return []
+    line = f"started from: {lineage.get('name')} (weights sha256 {lineage.get('weights_sha256')})"
+    before = lineage.get("before_training")
+    if isinstance(before, dict):
+        converted = (f", {before.get('converted_top1'):.2f} % converted to T={before.get('converted_T')}"
+                     if isinstance(before.get("converted_top1"), (int, float)) else "")
+        line += f"; before this run: top-1 {before.get('top1'):.2f} % at T={before.get('T')}{converted}"
+    return [line]
 
 
 def _evaluation(record: dict[str, Any]) -> str:
