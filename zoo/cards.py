@@ -190,16 +190,21 @@ def _provenance(config: CheckpointConfig) -> str:
     return "The weights are SNN-trained: backpropagation through time with surrogate gradients."
 
 
+def before_training(before: dict[str, Any]) -> str:
+    """A chained run's starting point (``metrics.lineage.before_training``): ``X % at T=a`` and, where
+    the run converts, ``, Y % converted to T=b``."""
+    converted = (f", {before['converted_top1']:.2f} % converted to T={before['converted_T']}"
+                 if "converted_top1" in before else "")
+    return f"{before['top1']:.2f} % at T={before['T']}{converted}"
+
+
 def _chain(lineage: dict[str, Any], chain_train_time_s: float | None) -> list[str]:
     """What a chained run started from: its parent's weights as the run runs them, and the cost of
     the whole chain."""
     said = []
     before = lineage.get("before_training")
     if before is not None:
-        converted = (f", {before['converted_top1']:.2f} % converted to T={before['converted_T']}"
-                     if "converted_top1" in before else "")
-        said.append(f"Before it, those weights scored {before['top1']:.2f} % at T={before['T']}{converted} on the "
-                    "same test set.")
+        said.append(f"Before it, those weights scored {before_training(before)} on the same test set.")
     if chain_train_time_s is not None:
         said.append(f"With the stages before it, the whole chain took {chain_train_time_s / 60:.1f} min of training "
                     f"steps ({lineage['earlier_train_time_s'] / 60:.1f} min before this run).")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import catalog
+from .cards import before_training
 from .cli import at_least, one_line_errors
 from .config import CheckpointConfig
 from .suggest import unknown
@@ -193,9 +194,7 @@ def _lineage(lineage: Any) -> list[str]:
     line = f"started from: {lineage.get('name')} (weights sha256 {lineage.get('weights_sha256')})"
     before = lineage.get("before_training")
     if isinstance(before, dict):
-        converted = (f", {before.get('converted_top1'):.2f} % converted to T={before.get('converted_T')}"
-                     if isinstance(before.get("converted_top1"), (int, float)) else "")
-        line += f"; before this run: top-1 {before.get('top1'):.2f} % at T={before.get('T')}{converted}"
+        line += f"; before this run: top-1 {before_training(before)}"
     return [line]
 
 
